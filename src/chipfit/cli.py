@@ -1,0 +1,108 @@
+"""The `chipfit` command: one verb per capability.
+
+User mistakes end with a one-line message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chipfit.hw._cli import hw_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Design vision networks that run fast and cheaply on low-power AI chips.")
+app.add_typer(hw_app, name="hw", help="Chip profiles: list, show, calibrate this machine.")
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a user-facing error and exit; never a traceback for a user's mistake."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def profile(
+    model: Annotated[str, typer.Argument(help="built-in name (chipfit models), package.module:factory, or .onnx")],
+    hw: Annotated[str | None, typer.Option("--hw", help="chip name (chipfit hw list) or YAML file")] = None,
+    input: Annotated[str | None, typer.Option("--input", help="input shape, e.g. 1x3x224x224")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, fp16, int8, int4, binary or wXaY")] = "fp32",
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the whole profile as JSON")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="write one row per layer")] = None,
+    plot: Annotated[Path | None, typer.Option(help="roofline PNG; latency bars go beside it (_layers.png)")] = None,
+    by: Annotated[str, typer.Option(help="table rows: layer, module or op")] = "layer",
+    unfused: Annotated[bool, typer.Option("--unfused", help="report unfused execution (default: fused)")] = False,
+    top: Annotated[int, typer.Option(help="rows in the table")] = 15,
+) -> None:
+    """What a network costs: params, MACs, FLOPs, memory traffic, structure, guidelines; roofline on a chip."""
+    from chipfit.api import profile as run_profile
+    from chipfit.cost import CaptureError, OnnxError
+    from chipfit.report.tables import print_profile, write_csv
+
+    if by not in ("layer", "module", "op"):
+        fail(f"--by must be layer, module or op, not {by!r}")
+    try:
+        prof = run_profile(model, input_shape=input, hw=hw, dtype=dtype, fused=not unfused)
+    except (ValueError, CaptureError, OnnxError, FileNotFoundError) as e:
+        fail(str(e))
+    if plot is not None and prof.hardware is None:
+        fail("--plot needs a chip: add --hw NAME (chipfit hw list)")
+    print_profile(prof, out, by=by, top=top)
+    if prof.unsupported:
+        n = sum(prof.unsupported.values())
+        err.print(f"warning: {n} op(s) of {len(prof.unsupported)} kind(s) have no cost handler and are listed under "
+                  f"'unsupported': {', '.join(prof.unsupported)}", highlight=False)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(prof.to_json())
+        out.print(f"wrote {json_out}")
+    if csv_out:
+        out.print(f"wrote {write_csv(prof, csv_out)}")
+    if plot:
+        from chipfit.report.plots import latency_bars, roofline_plot
+
+        roof = roofline_plot(prof, plot)
+        bars = latency_bars(prof, plot.with_name(plot.stem + "_layers.png"))
+        out.print(f"wrote {roof} and {bars}")
+
+
+@app.command()
+def models(
+    family: Annotated[str | None, typer.Option(help="only this family, e.g. quadranet")] = None,
+    counts: Annotated[bool, typer.Option(help="count params and MACs at each model's input (slower)")] = True,
+) -> None:
+    """List the built-in networks with their parameters and MACs."""
+    from rich.progress import track
+    from rich.table import Table
+
+    from chipfit.api import profile as run_profile
+    from chipfit.models import get_entry, list_models
+    from chipfit.report.tables import si
+
+    names = list_models(family)
+    if not names:
+        fail(f"no models in family {family!r}")
+    t = Table(title=f"{len(names)} built-in networks")
+    for col in ("name", "family", "input", "params", "MACs", "description"):
+        t.add_column(col, justify="right" if col in ("params", "MACs") else "left")
+    for name in track(names, description="counting", console=err, disable=not counts):
+        e = get_entry(name)
+        params = macs = "-"
+        if counts:
+            p = run_profile(name)
+            params, macs = si(p.total.params), si(p.total.macs)
+        t.add_row(name, e.family, "x".join(map(str, e.input_shape)), params, macs, e.description)
+    out.print(t)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

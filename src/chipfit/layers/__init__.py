@@ -1,0 +1,1 @@
+"""Reusable layers: quadratic neurons, channels-first LayerNorm, DropPath, LayerScale, spatial mixers."""

@@ -1,0 +1,1 @@
+"""Imports every model family so their constructors register. Add a family here when you add its file."""

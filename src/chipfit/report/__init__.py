@@ -1,0 +1,1 @@
+"""Plots and tables of profiles (matplotlib and rich are imported only when used)."""
