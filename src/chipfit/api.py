@@ -6,6 +6,8 @@ Kept above ``cost/`` and ``hw/`` so that data flows one way: models -> cost reco
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ def resolve_model(spec: str | nn.Module, **kwargs: Any) -> tuple[nn.Module | Pat
         return Path(spec), None, Path(spec).stem
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
+        if os.getcwd() not in sys.path:  # a user's own package in the working directory, as uvicorn does
+            sys.path.insert(0, os.getcwd())
         try:
             mod = importlib.import_module(mod_name)
         except ImportError as e:

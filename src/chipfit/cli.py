@@ -5,6 +5,7 @@ User mistakes end with a one-line message on stderr and exit code 2, never a tra
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,8 @@ from chipfit.hw._cli import hw_app
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Design vision networks that run fast and cheaply on low-power AI chips.")
 app.add_typer(hw_app, name="hw", help="Chip profiles: list, show, calibrate this machine.")
-out = Console()
+# Piped output gets wide tables instead of rich's 80-column fallback.
+out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 

@@ -107,7 +107,11 @@ _FACTORY = {
     "randperm", "rand_like", "randn_like", "new_empty_strided", "_local_scalar_dense", "lift_fresh_copy", "tensor",
     "normal", "uniform", "randint_like", "_efficientzerotensor", "set_", "meshgrid",
 }
-_ACT_FROM_ATEN = {"_prelu_kernel": "prelu"}
+# element-wise kinds whose output, on meta tensors, is an empty tensor like the first operand (see _fast_meta)
+_FAST_UNARY = {"relu", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid", "elu", "selu", "softplus",
+               "mish", "erf", "neg", "abs", "sqrt", "rsqrt", "reciprocal", "exp", "log", "relu6", "hardtanh",
+               "leaky_relu", "clamp", "sign", "floor", "round"}
+_FAST_BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "pow"}
 
 
 def _bits(dtype: torch.dtype) -> int:
@@ -135,8 +139,9 @@ def _pair_attr(v, ndim: int = 2) -> tuple[int, ...]:
 class _Recorder(TorchDispatchMode):
     """Records aten ops, with tensor identities, into OpNodes."""
 
-    def __init__(self, module_stack: list[tuple[str, str]]):
+    def __init__(self, module_stack: list[tuple[str, str]], meta: bool = False):
         super().__init__()
+        self.meta = meta
         self.nodes: list[OpNode] = []
         self.refs: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.module_stack = module_stack
@@ -162,11 +167,46 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = self._fast_meta(func, args, kwargs) if self.meta else None
+        if out is None:
+            out = func(*args, **kwargs)
         if self.suppress:
             return out
         self.record(func, args, kwargs, out)
         return out
+
+    def _fast_meta(self, func, args, kwargs):
+        """Output of an element-wise op on meta tensors without torch's (slow, Python) meta kernel, in the cases
+        where it is plainly an empty tensor like an operand; ``None`` lets the real meta kernel run."""
+        name = func.overloadpacket.__name__
+        if name in ("mm", "addmm", "bmm"):
+            m1, m2 = args[-2:] if name == "addmm" else args[:2]
+            if not (isinstance(m1, torch.Tensor) and isinstance(m2, torch.Tensor)) or m1.dtype != m2.dtype:
+                return None
+            return m1.new_empty((*m1.shape[:-1], m2.shape[-1]))
+        inplace = name.endswith("_") and not name.startswith("_")
+        kind = _ATEN.get(name[:-1] if inplace else name)
+        if kind not in _FAST_UNARY and kind not in _FAST_BINARY or (kwargs and set(kwargs) - {"alpha"}):
+            return None
+        a = args[0] if args else None
+        if not isinstance(a, torch.Tensor):
+            return None
+        if kind in _FAST_UNARY:
+            if any(isinstance(x, torch.Tensor) for x in args[1:]):
+                return None
+            return a if inplace else torch.empty_like(a)
+        if len(args) != 2:
+            return None
+        b = args[1]
+        if isinstance(b, torch.Tensor):
+            if b.dtype != a.dtype or b.dim() > a.dim() or not a.is_contiguous():
+                return None
+            # b must broadcast to a's shape (a keeps its contiguous layout, as TensorIterator does)
+            if any(db not in (1, da) for da, db in zip(a.shape[::-1], b.shape[::-1], strict=False)):
+                return None
+        elif not isinstance(b, (float, int)) or (isinstance(b, int) and not a.is_floating_point()):
+            return None
+        return a if inplace else torch.empty_like(a, memory_format=torch.contiguous_format)
 
     def record(self, func, args, kwargs, out) -> None:
         name = func.overloadpacket.__name__
@@ -343,7 +383,7 @@ def capture_torch(model: nn.Module, inputs: Sequence[torch.Tensor] | None = None
 def _run(model: nn.Module, inputs: tuple[torch.Tensor, ...], meta: bool, name: str) -> Graph:
     names = {id(m): (n, type(m).__name__) for n, m in model.named_modules()}
     stack: list[tuple[str, str]] = []
-    rec = _Recorder(stack)
+    rec = _Recorder(stack, meta)
     state = {**dict(model.named_parameters(remove_duplicate=False)), **dict(model.named_buffers())}
     param_ids = {id(p) for p in model.parameters()}
     if meta:
