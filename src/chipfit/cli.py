@@ -19,7 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.add_typer(hw_app, name="hw", help="Chip profiles: list, show, calibrate this machine.")
 # Piped output gets wide tables instead of rich's 80-column fallback.
 out = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -412,10 +412,8 @@ def _run(model: nn.Module, inputs: tuple[torch.Tensor, ...], meta: bool, name: s
     h2 = nn.modules.module.register_module_forward_hook(post, always_call=True)
     try:
         with torch.no_grad(), _FunctionCatcher(rec, meta), rec:
-            if meta:
-                out = torch.func.functional_call(model, swapped, run_inputs, strict=False)
-            else:
-                out = model(*run_inputs)
+            call = torch.func.functional_call if meta else None
+            out = call(model, swapped, run_inputs, strict=False) if call else model(*run_inputs)
     except Exception as e:  # the model's own error, re-raised with the shape that caused it
         shapes = ", ".join("x".join(str(d) for d in x.shape) for x in inputs if isinstance(x, torch.Tensor))
         raise CaptureError(f"{name or type(model).__name__} failed on input {shapes}"

@@ -11,7 +11,7 @@ from rich.table import Table
 
 hw_app = typer.Typer(no_args_is_help=True, add_completion=False)
 _out = Console()
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> None:

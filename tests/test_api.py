@@ -1,0 +1,112 @@
+"""`chipfit.profile` and `chipfit profile`: the user's doors, good and bad input."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import chipfit
+from chipfit.cli import app
+from tests.cost.nets import NETS
+
+runner = CliRunner()
+RESNET = "tests.cost.nets:ResNetish"
+
+
+def test_profile_api_shape_and_json_keys():
+    p = chipfit.profile(NETS["resnet"][0](), (1, 3, 64, 64), hw="jetson-tx2", dtype="fp16")
+    assert p.total.macs > 0 and p.total.latency_s > 0 and p.total.energy_j > 0
+    assert p.total.params == sum(x.numel() for x in NETS["resnet"][0]().parameters())
+    assert set(p.by_op_type()) >= {"conv", "linear", "pool"}
+    assert p.by_module(depth=1)["layers"].macs > 0
+    d = json.loads(p.to_json())
+    assert {"total", "by_op_type", "layers", "unsupported", "hardware", "conventions"} <= set(d)
+    assert d["execution"] == "fused" and d["hardware"]["name"] == "jetson-tx2"
+    assert d["total"]["macs"] == p.total.macs
+    assert sum(layer["macs"] for layer in d["layers"]) == p.total.macs
+
+
+def test_profile_without_chip_has_costs_but_no_time():
+    p = chipfit.profile(NETS["convnext"][0](), "1x3x64x64")
+    assert p.total.latency_s == 0 and p.hardware is None and p.total.flops > 2 * p.total.macs
+
+
+def test_import_chipfit_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, chipfit; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_cli_profile_writes_json_csv_and_plots(tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(__file__).parents[1])
+    j, c, png = tmp_path / "p.json", tmp_path / "p.csv", tmp_path / "roof.png"
+    r = runner.invoke(app, ["profile", RESNET, "--input", "1x3x64x64", "--hw", "cortex-a76", "--json", str(j),
+                            "--csv", str(c), "--plot", str(png), "--by", "op"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(j.read_text())["hardware"]["name"] == "cortex-a76"
+    assert c.read_text().splitlines()[0].startswith("name,module")
+    assert png.stat().st_size > 10_000 and (tmp_path / "roof_layers.png").stat().st_size > 10_000
+    assert "conv" in r.output and "totals" in r.output
+
+
+def test_cli_profile_onnx(tmp_path):
+    model = NETS["mobilenetv2"][0]().eval()
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False)
+    r = runner.invoke(app, ["profile", str(path), "--hw", "myriad-x", "--dtype", "fp16", "--unfused"])
+    assert r.exit_code == 0, r.output
+    assert "unfused (reported)" not in r.output and "fused" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["profile", "resnet5O"], "unknown model 'resnet5O'"),
+        (["profile", RESNET, "--input", "1x5x64x64"], "failed on input 1x5x64x64"),
+        (["profile", RESNET, "--input", "1x3xbig"], "not of the form"),
+        (["profile", RESNET, "--input", "1x3x64x64", "--hw", "tpu-v1"], "tpu-v1 has no fp32 peak"),
+        (["profile", RESNET, "--input", "1x3x64x64", "--dtype", "fp12"], "unknown precision"),
+        (["profile", RESNET, "--input", "1x3x64x64", "--plot", "x.png"], "--plot needs a chip"),
+        (["profile", "nosuchpkg.mod:f"], "cannot import 'nosuchpkg.mod'"),
+        (["profile", "missing.onnx"], "no such file"),
+    ],
+)
+def test_cli_bad_input_is_one_clean_message(args, message, monkeypatch):
+    monkeypatch.chdir(Path(__file__).parents[1])
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.output.split()), r.output
+    assert "Traceback" not in r.output
+
+
+def test_cli_malformed_onnx(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08garbage")
+    r = runner.invoke(app, ["profile", str(bad)])
+    assert r.exit_code == 2 and "not a valid ONNX model" in r.output
+
+
+def test_cli_bad_hw_yaml(tmp_path):
+    y = tmp_path / "chip.yaml"
+    y.write_text("name: x\npeak_ops_per_s: {fp32: 1e12}\n")
+    r = runner.invoke(app, ["profile", "tests.cost.nets:ResNetish", "--input", "1x3x32x32", "--hw", str(y)])
+    assert r.exit_code == 2 and "missing required field" in r.output
+
+
+def test_cli_unsupported_op_is_reported_on_stderr(tmp_path, monkeypatch):
+    (tmp_path / "weirdnet.py").write_text(
+        "import torch\nclass W(torch.nn.Module):\n    def forward(self, x):\n        return torch.fft.rfft(x).abs()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["profile", "weirdnet:W", "--input", "1x16"])
+    assert r.exit_code == 0, r.output
+    assert "unsupported" in r.output and "fft" in r.output
