@@ -67,3 +67,38 @@ def test_malformed_file(tmp_path):
         capture_onnx(bad)
     with pytest.raises(OnnxError, match="no such file"):
         capture_onnx(tmp_path / "missing.onnx")
+
+
+def test_hand_built_graph_closed_forms(tmp_path):
+    """An ONNX graph written with onnx.helper (no exporter involved): conv, relu, maxpool, flatten, Gemm(transB),
+    resize, softmax."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w")
+    b = numpy_helper.from_array(np.zeros((4,), np.float32), "b")
+    fc = numpy_helper.from_array(np.zeros((10, 64), np.float32), "fc")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="/conv/Conv"),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Resize", ["p", "", "scales"], ["u"], mode="linear"),
+        helper.make_node("MaxPool", ["u"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p2"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["y0"], transB=1),
+        helper.make_node("Softmax", ["y0"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [w, b, fc, scales])
+    path = tmp_path / "hand.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    p = analyze(capture_onnx(path), fused=False)
+    by = {lay.kinds[0]: lay for lay in p.layers}
+    assert by["conv"].cost.macs == 4 * 8 * 8 * 27 and by["conv"].module == "conv"
+    assert by["relu"].cost.flops == 4 * 64
+    assert by["linear"].cost.macs == 64 * 10  # Gemm with a weight initializer is a linear layer
+    assert by["interp"].cost.flops == 8 * 4 * 8 * 8  # bilinear: 8 FLOPs per output element
+    assert by["softmax"].cost.flops == 5 * 10
+    assert p.total.params == 4 * 27 + 4 + 640  # Resize's float scales steer the op: not parameters

@@ -46,6 +46,8 @@ _SIMPLE = {
 }
 _CONST_SOURCES = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike", "RandomNormal",
                   "RandomUniform"}
+_CONTROL_INPUTS = {"BatchNormalization": (3, 4), "Resize": (1, 2, 3), "Upsample": (1,), "Clip": (1, 2),
+                   "Pad": (1, 2, 3), "Reshape": (1,), "Expand": (1,), "Tile": (1,)}
 _FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _BITS = {1: 32, 2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 9: 8, 10: 16, 11: 64, 12: 32, 13: 64, 16: 16}
 
@@ -107,8 +109,8 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
 
     tid = itertools.count()
     refs: dict[str, TensorRef] = {}
-    bn_stats = {n.input[i] for n in graph.node if n.op_type == "BatchNormalization" for i in (3, 4)
-                if len(n.input) > i}
+    # initializers that steer an op rather than parameterise it (statistics, scales, bounds): not params
+    control = {n.input[i] for n in graph.node for i in _CONTROL_INPUTS.get(n.op_type, ()) if len(n.input) > i}
 
     def make(name: str, role: str, buffer: int | None = None) -> TensorRef:
         shape, et = info.get(name, (None, 1))
@@ -118,7 +120,7 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
         t = next(tid)
         is_float = et in _FLOAT_TYPES
         ref = TensorRef(t, shape, role, _BITS.get(et, 32), is_float, name if role == "weight" else "",
-                        t if buffer is None else buffer, role == "weight" and is_float and name not in bn_stats)
+                        t if buffer is None else buffer, role == "weight" and is_float and name not in control)
         refs[name] = ref
         return ref
 
@@ -126,7 +128,7 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
         make(init.name, "weight" if init.data_type in _FLOAT_TYPES else "const")
     inputs = [make(i.name, "input") for i in real_inputs]
     params = sum(numpy_helper.to_array(i).size for i in graph.initializer
-                 if i.data_type in _FLOAT_TYPES and i.name not in bn_stats)
+                 if i.data_type in _FLOAT_TYPES and i.name not in control)
 
     nodes: list[OpNode] = []
     for node in graph.node:
