@@ -62,12 +62,7 @@ def roofline_plot(profile: Profile, path: str | Path) -> Path:
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="lower right", ncol=2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def latency_bars(profile: Profile, path: str | Path, top: int | None = None) -> Path:
@@ -98,11 +93,16 @@ def latency_bars(profile: Profile, path: str | Path, top: int | None = None) -> 
     if len(layers) <= 40:
         ax.set_xticks(list(xs))
         ax.set_xticklabels([lay.module or lay.name for lay in layers], rotation=90, fontsize=6)
+    return save(fig, path)
+
+
+def save(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
+    _plt().close(fig)
     return path
 
 
