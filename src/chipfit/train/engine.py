@@ -1,0 +1,314 @@
+"""The training engine: ``fit(model, data, TrainConfig(...)) -> TrainResult``.
+
+AdamW (weight decay on weight matrices only, never on norms, biases or layer scales), cosine learning rate with
+linear warm-up (per step), label smoothing, gradient clipping, optional EMA of the weights. Seeded: the same seed
+gives the same curve on the same machine. A checkpoint is written atomically every epoch and on Ctrl-C (with the
+position inside the epoch), and ``resume=True`` continues exactly where the last checkpoint stopped. Under
+``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel over gloo; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from chipfit.data import DataBundle
+from chipfit.train.checkpoint import check_spec, load_checkpoint, model_spec, save_checkpoint
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run (defaults suit small images on a CPU)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    clip_grad: float | None = 5.0
+    ema_decay: float | None = None
+    seed: int = 0
+    out: str | None = None
+    resume: bool = False
+    progress: bool = True
+    model_name: str | None = None
+    threads: int | None = None
+    max_steps_per_epoch: int | None = None  # for quick runs and tests
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: final metrics, the per-epoch history and where the files are."""
+
+    model: nn.Module
+    best_val_accuracy: float
+    val_accuracy: float
+    test_accuracy: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    out: Path | None = None
+    interrupted: bool = False
+
+
+def _is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rank_world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if _is_dist() else (0, 1)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay only tensors of 2+ dimensions (conv/linear weights); norms, biases and layer scales are 1-d."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, min_ratio: float) -> float:
+    """Linear warm-up to ``base`` over ``warmup`` steps, then cosine down to ``base * min_ratio``."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DataBundle, split: str = "val", batch_size: int = 512,
+             per_class: bool = False) -> dict[str, Any]:
+    """Loss and top-1 accuracy on a split (all-reduced across processes); optionally the confusion matrix."""
+    was = model.training
+    model.eval()
+    rank, world = _rank_world()
+    k = data.num_classes
+    conf = torch.zeros(k, k, dtype=torch.int64)
+    loss_sum = torch.zeros(1, dtype=torch.float64)
+    for x, y in data.batches(split, batch_size, rank=rank, world=world):
+        out = model(x)
+        loss_sum += F.cross_entropy(out, y, reduction="sum").double()
+        conf += torch.bincount(y * k + out.argmax(1), minlength=k * k).view(k, k)
+    if _is_dist():
+        dist.all_reduce(conf)
+        dist.all_reduce(loss_sum)
+    model.train(was)
+    n = int(conf.sum())
+    res: dict[str, Any] = {"loss": float(loss_sum) / max(n, 1), "accuracy": float(conf.diag().sum()) / max(n, 1),
+                           "n": n}
+    if per_class:
+        res["per_class"] = {c: float(conf[i, i]) / max(int(conf[i].sum()), 1) for i, c in enumerate(data.classes)}
+        res["confusion"] = conf.tolist()
+    return res
+
+
+class _Ema:
+    """Exponential moving average of the weights (and a copy of the buffers)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) -> TrainResult:
+    """Train ``model`` on ``data``; see the module docstring for what it does and writes.
+
+    Files in ``cfg.out``: ``last.pt`` (every epoch and on Ctrl-C), ``best.pt`` (best validation accuracy),
+    ``metrics.jsonl`` (one line per epoch). The test set is evaluated once, at the end.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _is_dist():
+        dist.init_process_group("gloo")  # launched by torchrun: one process per rank, CPU collectives
+    rank, world = _rank_world()
+    out = Path(cfg.out) if cfg.out else None
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = len(data.train) // world // cfg.batch_size
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch size {cfg.batch_size} x {world} process(es) exceeds the {len(data.train)} training "
+                         "images: lower --batch-size")
+    total = steps_per_epoch * cfg.epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay else None
+    spec = model_spec(model, cfg.model_name)
+    epoch, start_batch, step, best, history = 0, 0, 0, -1.0, []
+    if out and rank == 0:
+        if not cfg.resume and (out / "last.pt").exists():
+            raise FileExistsError(f"{out} already holds a run (last.pt): continue it with --resume, or choose "
+                                  "another --out")
+        out.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.resume:
+        if out is None or not (out / "last.pt").is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint {out / 'last.pt' if out else '(no --out given)'}")
+        st = load_checkpoint(out / "last.pt")
+        check_spec(st["model_spec"], model, cfg.model_name, out / "last.pt")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        epoch, start_batch, step, best = int(st["epoch"]), int(st["batch"]), int(st["step"]), float(st["best"])
+        gen.set_state(st["data_rng"])
+        torch.set_rng_state(st["torch_rng"])
+        random.setstate(_py_state(st["py_rng"]))
+        history = json.loads(st["history"])
+        if ema and "ema" in st:
+            ema.shadow = st["ema"]
+    epoch_gen_state = gen.get_state() if start_batch else None
+
+    def state(batch_in_epoch: int, epoch_start_rng: torch.Tensor) -> dict[str, Any]:
+        s = {"model_spec": spec, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+             "batch": batch_in_epoch, "step": step, "best": best, "data_rng": epoch_start_rng,
+             "torch_rng": torch.get_rng_state(), "py_rng": _py_state_out(random.getstate()),
+             "history": json.dumps(history), "train_config": json.dumps(cfg.to_dict()),
+             "classes": json.dumps(data.classes), "norm": json.dumps({"mean": data.mean, "std": data.std})}
+        if ema:
+            s["ema"] = ema.shadow
+        return s
+
+    interrupted = False
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        stop["flag"] = True
+
+    old_handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old_handlers[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not in the main thread
+            pass
+    t0 = time.perf_counter()
+    progress = _progress(cfg.progress and rank == 0)
+    try:
+        with progress:
+            while epoch < cfg.epochs:
+                net.train()
+                rng_at_epoch_start = epoch_gen_state if epoch_gen_state is not None else gen.get_state()
+                gen.set_state(rng_at_epoch_start)
+                epoch_gen_state = None
+                task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch,
+                                         completed=start_batch, stats="")
+                seen = correct = 0
+                loss_sum = 0.0
+                te = time.perf_counter()
+                batches = data.batches("train", cfg.batch_size, train=True, generator=gen, rank=rank, world=world,
+                                       start=start_batch)
+                for b, (x, y) in enumerate(batches, start=start_batch):
+                    if b >= steps_per_epoch:
+                        break
+                    for g in opt.param_groups:
+                        g["lr"] = lr_at(step, total, warmup, cfg.lr, cfg.min_lr_ratio)
+                    logits = net(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}: "
+                                                 "lower --lr or raise clipping")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.clip_grad:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                    opt.step()
+                    if ema:
+                        ema.update(model)
+                    step += 1
+                    seen += len(y)
+                    correct += int((logits.argmax(1) == y).sum())
+                    loss_sum += loss.item() * len(y)
+                    ips = seen * world / max(time.perf_counter() - te, 1e-9)
+                    progress.update(task, advance=1, stats=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f} "
+                                                           f"{ips:.0f} img/s")
+                    if stop["flag"]:
+                        raise KeyboardInterrupt
+                progress.remove_task(task)
+                val = evaluate(ema_model(model, ema) if ema else model, data, "val")
+                rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                       "val_loss": val["loss"], "val_acc": val["accuracy"],
+                       "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - te,
+                       "images_per_s": seen * world / max(time.perf_counter() - te, 1e-9)}
+                history.append(rec)
+                epoch += 1
+                start_batch = 0
+                if rank == 0:
+                    if progress.console.is_terminal or cfg.progress:
+                        progress.console.print(
+                            f"epoch {rec['epoch']}: loss {rec['train_loss']:.4f} train {rec['train_acc']:.4f} "
+                            f"val {rec['val_acc']:.4f} ({rec['images_per_s']:.0f} img/s)", highlight=False)
+                    if out:
+                        # rewritten from the history each epoch, so a run killed and resumed never repeats a line
+                        tmp = out / ".metrics.jsonl.tmp"
+                        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+                        os.replace(tmp, out / "metrics.jsonl")
+                        save_checkpoint(out / "last.pt", state(0, gen.get_state()))
+                        if val["accuracy"] > best:
+                            best = val["accuracy"]
+                            save_checkpoint(out / "best.pt", state(0, gen.get_state()))
+                    best = max(best, val["accuracy"])
+    except KeyboardInterrupt:
+        interrupted = True
+        if rank == 0 and out:
+            save_checkpoint(out / "last.pt", state(b + 1 if "b" in locals() else 0, rng_at_epoch_start))
+            progress.console.print(f"interrupted: saved {out / 'last.pt'}; continue with --resume", highlight=False)
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    train_seconds = time.perf_counter() - t0
+    if ema and not interrupted:
+        model.load_state_dict(ema.shadow)
+    test_acc = None
+    final_val = history[-1]["val_acc"] if history else 0.0
+    if not interrupted:
+        test_acc = evaluate(model, data, "test")["accuracy"]
+    return TrainResult(model, best, final_val, test_acc, history, train_seconds, out, interrupted)
+
+
+def ema_model(model: nn.Module, ema: _Ema) -> nn.Module:
+    """A copy of ``model`` holding the EMA weights (for validation)."""
+    import copy
+
+    m = copy.deepcopy(model)
+    m.load_state_dict(ema.shadow)
+    return m
+
+
+def _py_state_out(state: tuple) -> list:
+    return [state[0], list(state[1]), state[2]]
+
+
+def _py_state(saved: list) -> tuple:
+    return (saved[0], tuple(saved[1]), saved[2])
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[stats]}"), disable=not enabled, transient=True)
