@@ -225,10 +225,7 @@ def load_folder(root: str | Path, val_fraction: float = 0.1, seed: int = 0, imag
             grey = all(i.mode in ("L", "1", "I;16", "I") for i in imgs)
         size = image_size or imgs[0].size[0]
         arr = np.stack([np.asarray(i.convert("L" if grey else "RGB").resize((size, size))) for i in imgs])
-        if grey:
-            arr = arr[:, None]
-        else:
-            arr = arr.transpose(0, 3, 1, 2)
+        arr = arr[:, None] if grey else arr.transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(arr)), torch.tensor(labels, dtype=torch.int64)
 
     full_train = read(train_dir)

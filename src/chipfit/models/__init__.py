@@ -1,5 +1,8 @@
 """The model zoo: QuadraNet and the efficient and high-order baselines it is judged against."""
 
 from chipfit.models._registry import ModelEntry, create_model, get_entry, list_models, register_model
+from chipfit.models.build import Network, build_model
+from chipfit.models.config import BlockConfig, ModelConfig, StageConfig
 
-__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["BlockConfig", "ModelConfig", "ModelEntry", "Network", "StageConfig", "build_model", "create_model",
+           "get_entry", "list_models", "register_model"]

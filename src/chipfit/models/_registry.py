@@ -45,7 +45,8 @@ def register_model(
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, fn, tuple(input_shape), family, description or (fn.__doc__ or "").strip())
+        doc = (fn.__doc__ or "").strip().split("\n\n")[0]
+        _REGISTRY[name] = ModelEntry(name, fn, tuple(input_shape), family, description or " ".join(doc.split()))
         return fn
 
     return wrap

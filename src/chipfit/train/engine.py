@@ -9,6 +9,7 @@ position inside the epoch), and ``resume=True`` continues exactly where the last
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -202,10 +203,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
 
     old_handlers = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(ValueError):  # not in the main thread: no handler, no checkpoint on Ctrl-C
             old_handlers[sig] = signal.signal(sig, on_signal)
-        except ValueError:  # not in the main thread
-            pass
     t0 = time.perf_counter()
     progress = _progress(cfg.progress and rank == 0)
     try:
