@@ -56,6 +56,10 @@ def _metaformer(cfg: ModelConfig) -> Network:
     for si, s in enumerate(cfg.stages):
         layers: list[nn.Module] = []
         if si > 0 and s.stride == 2:
+            if size < 2:
+                raise ValueError(f"stage {si}: the map is {size}x{size} at input {cfg.input_size}, too small for "
+                                 "another "
+                                 "stride-2 downsampler; use fewer stages or a smaller stem stride")
             layers.append(nn.Sequential(LayerNorm2d(cin), nn.Conv2d(cin, s.channels, 2, 2)))
             size = size // 2
         elif cin != s.channels:

@@ -140,6 +140,7 @@ def shufflenetv2_x1_0(num_classes: int = 1000, in_chans: int = 3) -> Network:
 # --- small-input variants (28x28 grey, 32x32 RGB) ---------------------------------------------------------------
 
 SMALL = {28: 1, 32: 3}
+SMALL_DEPTHS = (1, 1, 3, 1)
 
 
 def _register_small() -> None:
@@ -147,22 +148,22 @@ def _register_small() -> None:
         shape = (1, chans, size, size)
 
         def quadranet_small(size=size, chans=chans, num_classes: int = 10, in_chans: int = chans, **kw) -> Network:
-            block = BlockConfig("quadra", kw.pop("kernel_size", 5), kw.pop("mlp_ratio", 3.0), **kw)
-            return _meta(f"quadranet_s{size}", (2, 2, 4, 2), 24, [block] * 4, num_classes, in_chans, size, stem=2)
+            block = BlockConfig("quadra", kw.pop("kernel_size", 3), kw.pop("mlp_ratio", 3.0), **kw)
+            return _meta(f"quadranet_s{size}", SMALL_DEPTHS, 24, [block] * 4, num_classes, in_chans, size, stem=2)
 
         def hornet_small(size=size, chans=chans, num_classes: int = 10, in_chans: int = chans) -> Network:
-            blocks = [BlockConfig("hor", 5, 3.0, order=o) for o in (2, 3, 4, 5)]
-            return _meta(f"hornet_s{size}", (2, 2, 4, 2), 24, blocks, num_classes, in_chans, size, stem=2)
+            blocks = [BlockConfig("hor", 3, 3.0, order=o) for o in (2, 3, 4, 5)]
+            return _meta(f"hornet_s{size}", SMALL_DEPTHS, 24, blocks, num_classes, in_chans, size, stem=2)
 
         def convnext_small(size=size, chans=chans, num_classes: int = 10, in_chans: int = chans) -> Network:
-            return _meta(f"convnext_s{size}", (2, 2, 4, 2), 24, [BlockConfig("convnext", 5, 3.0)] * 4, num_classes,
+            return _meta(f"convnext_s{size}", SMALL_DEPTHS, 24, [BlockConfig("convnext", 3, 3.0)] * 4, num_classes,
                          in_chans, size, stem=2)
 
         def swin_small(size=size, chans=chans, num_classes: int = 10, in_chans: int = chans) -> Network:
             maps = [size // 2 // 2**i for i in range(4)]
             blocks = [BlockConfig("swin", mlp_ratio=3.0, window_size=min(7, m), num_heads=h, layer_scale=0.0)
                       for m, h in zip(maps, (1, 2, 4, 8), strict=True)]
-            return _meta(f"swin_s{size}", (2, 2, 4, 2), 24, blocks, num_classes, in_chans, size, stem=2)
+            return _meta(f"swin_s{size}", SMALL_DEPTHS, 24, blocks, num_classes, in_chans, size, stem=2)
 
         def mbv2_small(size=size, chans=chans, num_classes: int = 10, in_chans: int = chans) -> Network:
             return _mobilenetv2(f"mobilenetv2_s{size}", 0.5, num_classes, in_chans, size, 1,
@@ -173,10 +174,10 @@ def _register_small() -> None:
                                  depths=(2, 4, 2), stem_channels=24, head=512)
 
         for fam, fn, desc in (
-            ("quadranet", quadranet_small, "QuadraNet for {s}x{s}: stem 2x2 stride 2, C=24, depths [2,2,4,2], 5x5"),
-            ("hornet", hornet_small, "HorNet for {s}x{s}: stem 2x2 stride 2, C=24, depths [2,2,4,2], orders 2-5"),
-            ("convnext", convnext_small, "ConvNeXt for {s}x{s}: stem 2x2 stride 2, C=24, depths [2,2,4,2], 5x5"),
-            ("swin", swin_small, "Swin-like for {s}x{s}: stem 2x2 stride 2, C=24, depths [2,2,4,2], windows fit maps"),
+            ("quadranet", quadranet_small, "QuadraNet for {s}x{s}: stem 2x2 s2, C=24, depths [1,1,3,1], 3x3 quadratic"),
+            ("hornet", hornet_small, "HorNet for {s}x{s}: stem 2x2 stride 2, C=24, depths [1,1,3,1], 3x3, orders 2-5"),
+            ("convnext", convnext_small, "ConvNeXt for {s}x{s}: stem 2x2 stride 2, C=24, depths [1,1,3,1], 3x3"),
+            ("swin", swin_small, "Swin-like for {s}x{s}: stem 2x2 stride 2, C=24, depths [1,1,3,1], windows fit maps"),
             ("mobilenetv2", mbv2_small, "MobileNetV2 0.5 for {s}x{s}: stem 3x3 stride 1, three stride-2 stages"),
             ("shufflenetv2", shuffle_small, "ShuffleNetV2 x0.5 for {s}x{s}: stem 3x3 stride 1, no max-pool"),
         ):
