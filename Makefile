@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup data demo test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +18,26 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/chipfit profile quadranet36_t --hw jetson-tx2 --dtype fp16 --json runs/demo/profile.json --plot runs/demo/roofline.png
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package (installed here when missing and run as root);
+# otherwise place the four idx .gz files in a folder and point CHIPFIT_DATA at it.
+data:
+	@if [ -f "$(FMNIST)" ] || [ -n "$$CHIPFIT_DATA" ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "Fashion-MNIST is missing: as root run 'apt-get install dataset-fashion-mnist' (files in"; \
+		echo "/usr/share/datasets/fashion-mnist), or set CHIPFIT_DATA to a folder holding the idx .gz files."; \
+		exit 1; \
+	fi
+
+# The main job: train a small QuadraNet on Fashion-MNIST, report test accuracy, then profile the trained network
+# on a chip (tables, JSON and plots), all in runs/demo/.
+demo: $(STAMP) data
+	rm -rf runs/demo
+	$(BIN)/chipfit train --model quadranet_s28 --data fashion-mnist --epochs 4 --batch-size 128 --lr 3e-3 \
+		--warmup-epochs 0.3 --out runs/demo
+	$(BIN)/chipfit profile runs/demo --hw cortex-a76 --dtype int8 --json runs/demo/profile.json \
+		--plot runs/demo/roofline.png
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -46,6 +46,14 @@ def resolve_model(spec: str | nn.Module, **kwargs: Any) -> tuple[nn.Module | Pat
     spec = str(spec)
     if spec.lower().endswith(".onnx") or Path(spec).suffix.lower() == ".onnx":
         return Path(spec), None, Path(spec).stem
+    if Path(spec).suffix.lower() in (".pt", ".pth") or (Path(spec).is_dir() and (Path(spec) / "best.pt").is_file()):
+        from chipfit.train.run import model_from_checkpoint
+
+        path = Path(spec) / "best.pt" if Path(spec).is_dir() else Path(spec)
+        model, _ = model_from_checkpoint(path)
+        cfg = getattr(model, "config", None)
+        shape = (1, cfg.in_chans, cfg.input_size, cfg.input_size) if cfg is not None else None
+        return model, shape, path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
         if os.getcwd() not in sys.path:  # a user's own package in the working directory, as uvicorn does
@@ -79,7 +87,8 @@ def profile(
     roofline latency and energy.
 
     Args:
-        model: an ``nn.Module``, a built-in name, a ``package.module:factory`` path or an ``.onnx`` file.
+        model: an ``nn.Module``, a built-in name, a ``package.module:factory`` path, an ``.onnx`` file, or a
+            training checkpoint (``.pt``, or a run folder holding ``best.pt``).
         input_shape: e.g. ``(1, 3, 224, 224)`` or ``"1x3x224x224"``; defaults to a built-in model's own shape.
         hw: a chip name (``chipfit hw list``), a YAML file, or a :class:`~chipfit.hw.Chip`.
         dtype: ``fp32``, ``fp16``, ``int8``, ... or ``wXaY`` for separate weight and activation bits.

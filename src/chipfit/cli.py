@@ -5,6 +5,7 @@ User mistakes end with a one-line message on stderr and exit code 2, never a tra
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Design vision networks that run fast and cheaply on low-power AI chips.")
 app.add_typer(hw_app, name="hw", help="Chip profiles: list, show, calibrate this machine.")
 # Piped output gets wide tables instead of rich's 80-column fallback.
-out = Console() if sys.stdout.isatty() else Console(width=160)
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -54,7 +55,7 @@ def profile(
         fail(str(e))
     if plot is not None and prof.hardware is None:
         fail("--plot needs a chip: add --hw NAME (chipfit hw list)")
-    print_profile(prof, out, by=by, top=top)
+    print_profile(prof, console, by=by, top=top)
     if prof.unsupported:
         n = sum(prof.unsupported.values())
         err.print(f"warning: {n} op(s) of {len(prof.unsupported)} kind(s) have no cost handler and are listed under "
@@ -62,15 +63,15 @@ def profile(
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(prof.to_json())
-        out.print(f"wrote {json_out}")
+        console.print(f"wrote {json_out}")
     if csv_out:
-        out.print(f"wrote {write_csv(prof, csv_out)}")
+        console.print(f"wrote {write_csv(prof, csv_out)}")
     if plot:
         from chipfit.report.plots import latency_bars, roofline_plot
 
         roof = roofline_plot(prof, plot)
         bars = latency_bars(prof, plot.with_name(plot.stem + "_layers.png"))
-        out.print(f"wrote {roof} and {bars}")
+        console.print(f"wrote {roof} and {bars}")
 
 
 @app.command()
@@ -99,7 +100,74 @@ def models(
             p = run_profile(name)
             params, macs = si(p.total.params), si(p.total.macs)
         t.add_row(name, e.family, "x".join(map(str, e.input_shape)), params, macs, e.description)
-    out.print(t)
+    console.print(t)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="built-in name (chipfit models) or a ModelConfig JSON file")],
+    data: Annotated[str, typer.Option(help="fashion-mnist or a class-per-folder tree (train/<class>/*.png)")],
+    out: Annotated[Path, typer.Option(help="run folder: last.pt, best.pt, metrics.jsonl, report.json")],
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    lr: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    weight_decay: Annotated[float, typer.Option(min=0.0)] = 0.05,
+    warmup_epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    ema: Annotated[float | None, typer.Option(help="EMA decay of the weights, e.g. 0.999")] = None,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
+) -> None:
+    """Train a network on real data; Ctrl-C saves a checkpoint that --resume continues."""
+    from chipfit.data import IdxError
+    from chipfit.train import CheckpointError, TrainConfig
+    from chipfit.train.run import run
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema, seed=seed,
+                      out=str(out), resume=resume)
+    try:
+        result, report = run(model, data, cfg)
+    except (ValueError, FileNotFoundError, FileExistsError, IdxError, CheckpointError) as e:
+        fail(str(e))
+    if report is None:
+        raise typer.Exit(130)
+    console.print(f"test accuracy {report['test_accuracy']:.4f} ({report['model']}, {report['params']:,} params, "
+                    f"{report['macs'] / 1e6:.2f} M MACs, {report['train_seconds']:.0f} s); wrote {out}/report.json, "
+                    f"{out}/confusion.png", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="a checkpoint (.pt) or a run folder holding best.pt")],
+    data: Annotated[str, typer.Option(help="fashion-mnist or a class-per-folder tree")] = "fashion-mnist",
+    split: Annotated[str, typer.Option(help="test or val")] = "test",
+) -> None:
+    """Accuracy of a trained checkpoint, overall and per class."""
+    from rich.table import Table
+
+    from chipfit.data import IdxError, load_data
+    from chipfit.train import CheckpointError, evaluate
+    from chipfit.train.run import model_from_checkpoint
+
+    if split not in ("test", "val"):
+        fail(f"--split must be test or val, not {split!r}")
+    path = checkpoint / "best.pt" if checkpoint.is_dir() else checkpoint
+    try:
+        model, state = model_from_checkpoint(path)
+        bundle = load_data(data)
+        norm = json.loads(state.get("norm", "{}"))
+        if norm:
+            bundle.mean, bundle.std = norm["mean"], norm["std"]
+        res = evaluate(model, bundle, split, per_class=True)
+    except (ValueError, FileNotFoundError, IdxError, CheckpointError, RuntimeError) as e:
+        fail(str(e))
+    t = Table(title=f"{path}: {split} accuracy {res['accuracy']:.4f} on {res['n']} images")
+    t.add_column("class")
+    t.add_column("accuracy", justify="right")
+    for c, a in res["per_class"].items():
+        t.add_row(c, f"{a:.3f}")
+    console.print(t)
 
 
 def main() -> None:

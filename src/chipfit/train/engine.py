@@ -150,6 +150,7 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
     out = Path(cfg.out) if cfg.out else None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    _check_fits(model, data)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = len(data.train) // world // cfg.batch_size
@@ -287,6 +288,24 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
     if not interrupted:
         test_acc = evaluate(model, data, "test")["accuracy"]
     return TrainResult(model, best, final_val, test_acc, history, train_seconds, out, interrupted)
+
+
+def _check_fits(model: nn.Module, data: DataBundle) -> None:
+    """One image through the model before training: a model that cannot take this data fails here, clearly."""
+    x = data.normalise(data.train.images[:2])
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as e:
+        raise ValueError(f"the model cannot take {data.name} images of shape {tuple(x.shape[1:])}: "
+                         f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+    finally:
+        model.train(was)
+    if out.dim() != 2 or out.shape[1] != data.num_classes:
+        raise ValueError(f"the model outputs {tuple(out.shape[1:])} per image; {data.name} has {data.num_classes} "
+                         "classes (build it with num_classes=...)")
 
 
 def ema_model(model: nn.Module, ema: _Ema) -> nn.Module:
