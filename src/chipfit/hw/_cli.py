@@ -1,96 +1,141 @@
-"""`chipfit hw ...` subcommands: list, show, calibrate."""
+"""`chipfit hw ...` subcommands: list, show, calibrate.
+
+A user's mistake ends with one ``error: ...`` line on stderr and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 hw_app = typer.Typer(no_args_is_help=True, add_completion=False)
-_out = Console()
-_err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
-def _si(x: float | None, unit: str) -> str:
-    if x is None:
-        return "-"
-    for f, p in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if x >= f:
-            return f"{x / f:.3g} {p}{unit}"
-    return f"{x:.3g} {unit}"
+def _console() -> Console:
+    from rich.console import Console
+
+    # Piped output gets wide tables instead of rich's 80-column fallback (as in chipfit.cli).
+    return Console(highlight=False) if sys.stdout.isatty() else Console(width=160, highlight=False)
+
+
+def _ops(value: float, dtype: str) -> str:
+    unit = "TFLOPS" if dtype.startswith(("fp", "bf")) else "TOPS"
+    return f"{dtype} {value / 1e12:.4g} {unit}"
+
+
+def _number(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 @hw_app.command("list")
 def list_cmd() -> None:
-    """The chip profiles: peaks by dtype, DRAM bandwidth, on-chip memory, ridge point."""
-    from chipfit.hw import list_chips, load_chip
+    """The chip profiles: peak by dtype, DRAM bandwidth, on-chip memory, ridge point (chipfit hw show NAME)."""
+    from rich.markup import escape
+    from rich.table import Table
 
-    t = Table(title="chip profiles (chipfit hw show NAME for sources)")
-    for col in ("name", "kind", "peak ops/s", "DRAM", "on-chip", "ridge ops/B", "power"):
-        t.add_column(col)
-    for name in list_chips():
+    from chipfit.hw.chip import _index, load_chip, user_chip_dir
+
+    udir = user_chip_dir()
+    broken: list[str] = []
+    t = Table(title="chip profiles (chipfit hw show NAME: every number with its source)")
+    for col, right in (("name", False), ("kind", False), ("peak", False), ("DRAM GB/s", True), ("on-chip MiB", True),
+                       ("ridge ops/B", True), ("power W", True), ("from", False)):
+        t.add_column(col, justify="right" if right else "left")
+    for name, path in sorted(_index().items()):
+        origin = "user" if path.parent == udir else "built-in"
         try:
             c = load_chip(name)
         except ValueError as e:
-            t.add_row(name, "[red]invalid[/]", str(e)[:60], "", "", "", "")
+            t.add_row(escape(name), "[red]invalid[/]", "(the error is printed below)", "", "", "", "", origin)
+            broken.append(str(e))
             continue
-        best = max(c.peak_ops_per_s, key=c.peak_ops_per_s.get)
+        best = c.best_dtype()
         ridge = c.ridge(best)
-        t.add_row(name, c.kind, ", ".join(f"{d} {_si(v, '')}" for d, v in c.peak_ops_per_s.items()),
-                  _si(c.dram_bandwidth_bytes_per_s, "B/s") if c.dram_bandwidth_bytes_per_s else "none",
-                  _si(c.onchip_bytes, "B"), f"{ridge:.0f} ({best})" if ridge else "-", _si(c.power_w, "W"))
-    _out.print(t)
+        t.add_row(
+            escape(c.name), c.kind, ", ".join(_ops(v, d) for d, v in c.peak_ops_per_s.items()),
+            "none" if c.dram_bandwidth_bytes_per_s is None else f"{c.dram_bandwidth_bytes_per_s / 1e9:.4g}",
+            f"{c.onchip_bytes / 2**20:.4g}", "-" if ridge is None else f"{ridge:,.0f} ({best})",
+            "-" if c.power_w is None else f"{c.power_w:.3g}", origin,
+        )
+    out = _console()
+    out.print(t)
+    out.print("ridge: ops per DRAM byte where peak x efficiency meets DRAM bandwidth, at the best dtype. "
+              f"User profiles: {escape(str(udir))}")
+    for message in broken:
+        typer.echo(f"warning: {message}", err=True)
 
 
 @hw_app.command("show")
-def show_cmd(name: Annotated[str, typer.Argument(help="chip name or YAML file")]) -> None:
-    """Every number of a chip profile with its source."""
+def show_cmd(
+    name: Annotated[str, typer.Argument(help="chip name (chipfit hw list) or YAML file")],
+    json_out: Annotated[bool, typer.Option("--json", help="print the profile as JSON instead of a table")] = False,
+) -> None:
+    """Every field of a chip profile, each number with its source."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from chipfit.hw import load_chip
 
     try:
         c = load_chip(name)
     except ValueError as e:
         _fail(str(e))
-    t = Table(title=f"{c.name}: {c.description}", show_lines=False)
+    d = c.to_dict()
+    if json_out:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    t = Table(title=escape(f"{c.name}: {c.description}"))
     t.add_column("field")
     t.add_column("value", justify="right")
     t.add_column("source")
-    values = {f"peak_ops_per_s.{d}": v for d, v in c.peak_ops_per_s.items()}
-    values.update({k: getattr(c, k) for k in ("dram_bandwidth_bytes_per_s", "onchip_bytes",
-                                               "sram_bandwidth_bytes_per_s", "efficiency", "op_overhead_s",
-                                               "clock_hz", "power_w")})
-    values.update({f"energy.mac_pj.{d}": v for d, v in c.energy.mac_pj.items()})
-    values.update({"energy.sram_pj_per_byte": c.energy.sram_pj_per_byte,
-                   "energy.dram_pj_per_byte": c.energy.dram_pj_per_byte})
-    for k, v in values.items():
-        if v is None:
-            t.add_row(k, "none", "")
+
+    def rows(prefix: str, node: Any) -> None:
+        if node is None:
+            t.add_row(prefix, "none", "")
+        elif isinstance(node, dict) and set(node) == {"value", "source"}:
+            t.add_row(prefix, _number(node["value"]), escape(node["source"]))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                rows(f"{prefix}.{k}" if prefix else k, v)
         else:
-            t.add_row(k, f"{v:.4g}", c.sources.get(k, ""))
-    t.add_row("concurrent_ops", str(c.concurrent_ops), "")
-    _out.print(t)
-    _out.print(f"file: {c.path}", highlight=False)
+            t.add_row(prefix, escape(str(node)), "")
+
+    rows("", {k: v for k, v in d.items() if k not in ("name", "description", "path")})
+    out = _console()
+    out.print(t)
+    out.print(escape(f"file: {c.path}"))
 
 
 @hw_app.command("calibrate")
 def calibrate_cmd(
-    out: Annotated[Path | None, typer.Option(help="destination YAML (default: the user profile folder)")] = None,
-    quick: Annotated[bool, typer.Option(help="small sizes: seconds, rough figures")] = False,
+    out: Annotated[Path | None, typer.Option(help="destination YAML (default: host.yaml in the user profile folder)")]
+    = None,
+    quick: Annotated[bool, typer.Option("--quick", help="small sizes: seconds, rough figures")] = False,
 ) -> None:
-    """Measure this machine (fp32 matmul ops/s, memory bandwidth) into a `host` profile."""
+    """Measure this machine (fp32 matmul ops/s, memory bandwidth, per-op overhead) into a `host` profile."""
     from chipfit.hw.calibrate import calibrate
 
     try:
         chip = calibrate(out, quick=quick)
     except OSError as e:
         _fail(f"cannot write the profile: {e}")
-    _out.print(f"host: {chip.peak('fp32') / 1e9:.1f} GFLOP/s fp32, "
-               f"{chip.dram_bandwidth_bytes_per_s / 1e9:.1f} GB/s; wrote {chip.path}", highlight=False)
+    except ValueError as e:
+        _fail(str(e))
+    assert chip.dram_bandwidth_bytes_per_s is not None
+    typer.echo(f"host: {chip.peak('fp32') / 1e9:.1f} GFLOP/s fp32 matmul, "
+               f"{chip.dram_bandwidth_bytes_per_s / 1e9:.1f} GB/s copy, {chip.op_overhead_s * 1e6:.2f} us per op; "
+               f"wrote {chip.path}")

@@ -281,6 +281,9 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
     train_seconds = time.perf_counter() - t0
+    if _is_dist():  # running statistics (BatchNorm) drift per rank after the last step: take rank 0's everywhere
+        for buf in model.buffers():
+            dist.broadcast(buf, 0)
     if ema and not interrupted:
         model.load_state_dict(ema.shadow)
     test_acc = None
