@@ -95,6 +95,25 @@ def quadra_conv2d(x: torch.Tensor, w_a: torch.Tensor, w_b: torch.Tensor, w_c: to
     return a * bm + c
 
 
+def _three_filters(layer: nn.Module, shape: tuple[int, ...], bias: bool) -> None:
+    """Give ``layer`` the parameters weight_a/b/c (``shape``) and bias_a/b/c (or None), initialised."""
+    layer.weight_a, layer.weight_b, layer.weight_c = (nn.Parameter(torch.empty(shape)) for _ in range(3))
+    for name in ("bias_a", "bias_b", "bias_c"):
+        layer.register_parameter(name, nn.Parameter(torch.empty(shape[0])) if bias else None)
+    _init_three(layer)
+
+
+def _init_three(layer: nn.Module) -> None:
+    """nn.Conv2d's / nn.Linear's default initialisation, for each of the three filters."""
+    fan_in = math.prod(layer.weight_a.shape[1:])
+    for w in (layer.weight_a, layer.weight_b, layer.weight_c):
+        nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+    if layer.bias_a is not None:
+        bound = 1 / math.sqrt(fan_in)
+        for b in (layer.bias_a, layer.bias_b, layer.bias_c):
+            nn.init.uniform_(b, -bound, bound)
+
+
 class QuadraConv2d(nn.Module):
     """Low-rank quadratic convolution: conv_a(x) * conv_b(x) + conv_c(x).
 
@@ -122,24 +141,10 @@ class QuadraConv2d(nn.Module):
         self.padding = _pair(padding)
         self.in_channels, self.out_channels, self.kernel_size, self.groups = in_channels, out_channels, k, groups
         self.memory_efficient = memory_efficient
-        shape = (out_channels, in_channels // groups, *k)
-        self.weight_a, self.weight_b, self.weight_c = (nn.Parameter(torch.empty(shape)) for _ in range(3))
-        if bias:
-            self.bias_a, self.bias_b, self.bias_c = (nn.Parameter(torch.empty(out_channels)) for _ in range(3))
-        else:
-            self.register_parameter("bias_a", None)
-            self.register_parameter("bias_b", None)
-            self.register_parameter("bias_c", None)
-        self.reset_parameters()
+        _three_filters(self, (out_channels, in_channels // groups, *k), bias)
 
     def reset_parameters(self) -> None:
-        fan_in = self.weight_a.shape[1] * self.kernel_size[0] * self.kernel_size[1]
-        for w in (self.weight_a, self.weight_b, self.weight_c):
-            nn.init.kaiming_uniform_(w, a=math.sqrt(5))
-        if self.bias_a is not None:
-            bound = 1 / math.sqrt(fan_in)
-            for b in (self.bias_a, self.bias_b, self.bias_c):
-                nn.init.uniform_(b, -bound, bound)
+        _init_three(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return quadra_conv2d(x, self.weight_a, self.weight_b, self.weight_c, self.bias_a, self.bias_b, self.bias_c,
@@ -179,20 +184,7 @@ class QuadraLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, memory_efficient: bool = True):
         super().__init__()
         self.in_features, self.out_features, self.memory_efficient = in_features, out_features, memory_efficient
-        self.weight_a, self.weight_b, self.weight_c = (nn.Parameter(torch.empty(out_features, in_features))
-                                                       for _ in range(3))
-        if bias:
-            self.bias_a, self.bias_b, self.bias_c = (nn.Parameter(torch.empty(out_features)) for _ in range(3))
-        else:
-            self.register_parameter("bias_a", None)
-            self.register_parameter("bias_b", None)
-            self.register_parameter("bias_c", None)
-        for w in (self.weight_a, self.weight_b, self.weight_c):
-            nn.init.kaiming_uniform_(w, a=math.sqrt(5))
-        if bias:
-            bound = 1 / math.sqrt(in_features)
-            for b in (self.bias_a, self.bias_b, self.bias_c):
-                nn.init.uniform_(b, -bound, bound)
+        _three_filters(self, (out_features, in_features), bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         args = (x, self.weight_a, self.weight_b, self.weight_c, self.bias_a, self.bias_b, self.bias_c)

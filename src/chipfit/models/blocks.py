@@ -23,6 +23,14 @@ def _scale(dim: int, init: float) -> nn.Module:
     return LayerScale(dim, init) if init > 0 else nn.Identity()
 
 
+def _mlp(dim: int, cfg: BlockConfig) -> tuple[nn.Module, nn.Module]:
+    """The channel MLP's two 1x1 convs, C -> rC -> C; the first is quadratic in the QuadraFC ablation."""
+    hidden = int(round(dim * cfg.mlp_ratio))
+    pw1 = (QuadraConv2d(dim, hidden, 1, memory_efficient=cfg.memory_efficient) if cfg.quadratic_mlp
+           else nn.Conv2d(dim, hidden, 1))
+    return pw1, nn.Conv2d(hidden, dim, 1)
+
+
 class MetaBlock(nn.Module):
     """QuadraBlock, HorBlock, SwinBlock, ConvBlock or SkipBlock, by ``cfg.kind`` (see the module docstring).
 
@@ -40,11 +48,8 @@ class MetaBlock(nn.Module):
         self.norm1 = LayerNorm2d(dim)
         self.mixer = build_mixer(_MIXER[cfg.kind], dim, **opts)
         self.gamma1 = _scale(dim, cfg.layer_scale)
-        hidden = int(round(dim * cfg.mlp_ratio))
         self.norm2 = LayerNorm2d(dim)
-        self.pw1 = (QuadraConv2d(dim, hidden, 1, memory_efficient=cfg.memory_efficient) if cfg.quadratic_mlp
-                    else nn.Conv2d(dim, hidden, 1))
-        self.pw2 = nn.Conv2d(hidden, dim, 1)
+        self.pw1, self.pw2 = _mlp(dim, cfg)
         self.gamma2 = _scale(dim, cfg.layer_scale)
         self.drop_path = DropPath(drop_path)
 
@@ -60,10 +65,7 @@ class ConvNeXtBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, cfg.kernel_size, padding=cfg.kernel_size // 2, groups=dim)
         self.norm = LayerNorm2d(dim)
-        hidden = int(round(dim * cfg.mlp_ratio))
-        self.pw1 = (QuadraConv2d(dim, hidden, 1, memory_efficient=cfg.memory_efficient) if cfg.quadratic_mlp
-                    else nn.Conv2d(dim, hidden, 1))
-        self.pw2 = nn.Conv2d(hidden, dim, 1)
+        self.pw1, self.pw2 = _mlp(dim, cfg)
         self.gamma = _scale(dim, cfg.layer_scale)
         self.drop_path = DropPath(drop_path)
 
