@@ -58,7 +58,8 @@ def main() -> None:
         models = {s: build(s, dev) for s in specs}
         opts = {s: torch.optim.AdamW(m.parameters(), lr=1e-4) for s, m in models.items()}
         x = torch.randn(batch, chans, size, size, device=dev)
-        y = torch.randint(0, 1000, (batch,), device=dev)
+        classes = next(iter(models.values())).config.num_classes
+        y = torch.randint(0, classes, (batch,), device=dev)
         times = {(s, mode): [] for s in specs for mode in ("infer", "train")}
         for s, m in models.items():  # warm-up
             m.eval()
