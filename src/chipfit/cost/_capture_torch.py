@@ -41,7 +41,6 @@ def _map(kind: str, *names: str) -> None:
 
 
 _map("conv", "convolution", "_convolution", "conv2d", "conv1d", "conv3d", "mkldnn_convolution")
-_map("conv_t", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _map("mm", "mm", "matmul", "bmm", "dot", "mv")
 _map("addmm", "addmm", "baddbmm", "addbmm")
 _map("aten_linear", "linear")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from chipfit.cost.fusion import fusion_groups
@@ -145,7 +146,7 @@ class Profile:
     def peak_activation_bytes(self) -> float:
         return self.memory["peak_activation_bytes_fused" if self.fused else "peak_activation_bytes_unfused"]
 
-    @property
+    @cached_property
     def memory(self) -> dict[str, float]:
         internal = _internal_buffers(self.graph, self.layers_fused)
         return {
