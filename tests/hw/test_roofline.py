@@ -100,3 +100,18 @@ def test_no_dram_chip_keeps_everything_on_chip():
     p = apply_chip(analyze(capture_torch(NETS["resnet"][0]().eval(), input_shape=NETS["resnet"][1]), "int16"),
                    load_chip("dadiannao"))
     assert p.total.dram_bytes == 0 and p.total.latency_s > 0
+
+
+def test_fused_units_come_after_everything_they_read():
+    """Units are in an order a chip can execute: each reads only what earlier units wrote (the quadratic conv's
+    chain conv_a * conv_b + conv_c is fused at its last op, after conv_b and conv_c)."""
+    import chipfit
+
+    p = chipfit.profile("quadranet_s28", hw="jetson-tx2", dtype="fp16")
+    unit_of = {i: k for k, lay in enumerate(p.layers_fused) for i in lay.nodes}
+    deps = p.graph.deps()
+    for k, lay in enumerate(p.layers_fused):
+        for i in lay.nodes:
+            assert all(unit_of[d] <= k for d in deps[i] if d in unit_of)
+    concurrent = apply_chip(analyze(p.graph, "fp16"), replace(load_chip("jetson-tx2"), concurrent_ops=True))
+    assert concurrent.total.latency_s <= p.total.latency_s  # a critical path is never longer than the serial sum

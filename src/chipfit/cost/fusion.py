@@ -46,6 +46,9 @@ def fusion_groups(graph: Graph) -> list[list[int]]:
                 taken.add(nxt.idx)
                 cur = nxt
         groups.append(group)
+    # A fused kernel runs once all its inputs exist, i.e. at its last op: a quadratic conv's conv_a + (x conv_b) +
+    # conv_c chain must come after conv_b and conv_c.
+    groups.sort(key=lambda g: g[-1])
     return groups
 
 
