@@ -1,4 +1,9 @@
-"""The model zoo: QuadraNet and the efficient and high-order baselines it is judged against."""
+"""The model zoo: QuadraNet and the efficient and high-order baselines it is judged against.
+
+``config`` holds the architecture dataclasses, ``blocks`` the blocks, ``build`` the one builder; each family has a
+file (``quadranet``, ``hornet``, ``convnext``, ``swin``, ``mobilenetv2``, ``shufflenetv2``) of registered
+constructors that fill a config, listed in ``_zoo`` so that the registry finds them.
+"""
 
 from chipfit.models._registry import ModelEntry, create_model, get_entry, list_models, register_model
 from chipfit.models.build import Network, build_model

@@ -1,10 +1,20 @@
 """Blocks on channels-first (N, C, H, W) maps.
 
-Metaformer blocks (QuadraBlock, HorBlock, SwinBlock, ConvBlock, SkipBlock) share one shape:
+Metaformer blocks share one shape, :class:`MetaBlock`, and differ only in the spatial mixer (``BlockConfig.kind``):
     x = x + drop_path(gamma1 * mixer(LayerNorm(x)))
     x = x + drop_path(gamma2 * pw2(GELU(pw1(LayerNorm(x)))))
-with the 1x1 convs pw1 (C -> rC) and pw2 (rC -> C). ConvNeXt puts the norm after its depthwise conv in a single
-residual: x = x + drop_path(gamma * pw2(GELU(pw1(LayerNorm(dwconv(x)))))).
+with the 1x1 convs pw1 (C -> rC) and pw2 (rC -> C), and the mixer
+    quadra  QuadraBlock: depthwise k x k quadratic conv, a(x) * b(x) + c(x)
+    hor     HorBlock: gnConv of the stage's order
+    swin    SwinBlock: window attention, shifted by window // 2 in every second block of a stage
+    conv    ConvBlock: a plain depthwise k x k conv
+    skip    SkipBlock: an identity mixer (no spatial mixing; the mixing half's norm and layer scale stay, so the block
+            differs from the others in spatial mixing only, as in the QuadraNet paper's memory table)
+ConvNeXt puts its norm after the depthwise conv in a single residual (:class:`ConvNeXtBlock`):
+    x = x + drop_path(gamma * pw2(GELU(pw1(LayerNorm(dwconv(x))))))
+``quadratic_channel_mixing`` makes pw1 a quadratic 1x1 conv (the paper's QuadraFC ablation).
+
+MobileNetV2's :class:`InvertedResidual` and ShuffleNetV2's :class:`ShuffleUnit` use BatchNorm and ReLU6 / ReLU.
 """
 
 from __future__ import annotations
@@ -25,8 +35,8 @@ def _scale(dim: int, init: float) -> nn.Module:
 
 def _mlp(dim: int, cfg: BlockConfig) -> tuple[nn.Module, nn.Module]:
     """The channel MLP's two 1x1 convs, C -> rC -> C; the first is quadratic in the QuadraFC ablation."""
-    hidden = int(round(dim * cfg.mlp_ratio))
-    pw1 = (QuadraConv2d(dim, hidden, 1, memory_efficient=cfg.memory_efficient) if cfg.quadratic_mlp
+    hidden = max(int(round(dim * cfg.mlp_ratio)), 1)
+    pw1 = (QuadraConv2d(dim, hidden, 1, memory_efficient=cfg.memory_efficient) if cfg.quadratic_channel_mixing
            else nn.Conv2d(dim, hidden, 1))
     return pw1, nn.Conv2d(hidden, dim, 1)
 
@@ -34,15 +44,21 @@ def _mlp(dim: int, cfg: BlockConfig) -> tuple[nn.Module, nn.Module]:
 class MetaBlock(nn.Module):
     """QuadraBlock, HorBlock, SwinBlock, ConvBlock or SkipBlock, by ``cfg.kind`` (see the module docstring).
 
-    SkipBlock keeps the mixing half's norm and layer scale but mixes nothing (an identity mixer), so it differs from
-    the others only in spatial mixing, as in the QuadraNet paper's memory table.
+    Args:
+        dim: channels in and out.
+        cfg: the block's configuration.
+        drop_path: stochastic-depth probability of both residual branches.
+        shift: shift the attention windows by window // 2 (swin).
+        input_resolution: side of the map, checked against the window (swin).
     """
 
     def __init__(self, dim: int, cfg: BlockConfig, drop_path: float = 0.0, shift: bool = False,
                  input_resolution: int | None = None):
         super().__init__()
+        if cfg.kind not in _MIXER:
+            raise ValueError(f"MetaBlock takes the kinds {', '.join(_MIXER)}, got {cfg.kind!r}")
         opts = {"kernel_size": cfg.kernel_size, "memory_efficient": cfg.memory_efficient, "order": cfg.order,
-                "num_heads": cfg.num_heads or max(dim // 32, 1), "window_size": cfg.window_size,
+                "num_heads": cfg.heads(dim), "window_size": cfg.window_size,
                 "shift_size": cfg.window_size // 2 if shift else 0, "input_resolution": input_resolution}
         self.kind = cfg.kind
         self.norm1 = LayerNorm2d(dim)
@@ -73,7 +89,9 @@ class ConvNeXtBlock(nn.Module):
         return x + self.drop_path(self.gamma(self.pw2(F.gelu(self.pw1(self.norm(self.dwconv(x)))))))
 
 
-def conv_bn_act(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: type | None = nn.ReLU6):
+def conv_bn_act(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1,
+                act: type[nn.Module] | None = nn.ReLU6) -> nn.Sequential:
+    """k x k conv (no bias, padding k // 2), BatchNorm, then ``act`` unless None."""
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
     if act is not None:
         layers.append(act(inplace=True))
@@ -82,7 +100,7 @@ def conv_bn_act(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 
 
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expand (BN, ReLU6), k x k depthwise with stride (BN, ReLU6), 1x1 project (BN);
-    residual when stride 1 and the widths match."""
+    residual when stride 1 and the widths match. Expansion 1 has no expand conv (as in the paper's first stage)."""
 
     def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int, kernel_size: int = 3):
         super().__init__()
@@ -97,13 +115,14 @@ class InvertedResidual(nn.Module):
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave the channels of ``groups`` groups, so that the next split mixes them."""
     n, c, h, w = x.shape
     return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 class ShuffleUnit(nn.Module):
     """ShuffleNetV2 unit. Stride 1: split the channels, transform one half (1x1, dw k x k, 1x1), concat, shuffle.
-    Stride 2: both halves see the whole input (left: dw k x k s2, 1x1; right: 1x1, dw s2, 1x1)."""
+    Stride 2: both branches see the whole input (left: dw k x k s2, 1x1; right: 1x1, dw s2, 1x1)."""
 
     def __init__(self, cin: int, cout: int, stride: int, kernel_size: int = 3):
         super().__init__()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
-from chipfit.layers import LayerNorm2d
+from chipfit.layers import LayerNorm2d, QuadraConv2d, QuadraLinear
 from chipfit.models.blocks import ConvNeXtBlock, InvertedResidual, MetaBlock, ShuffleUnit, conv_bn_act
 from chipfit.models.config import ModelConfig
 
@@ -40,44 +38,38 @@ class PoolHead(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> Network:
-    """Build the network a config describes (ValueError naming the value for impossible configurations)."""
+    """Build the network a config describes; the config checked itself when it was made (see ``ModelConfig``)."""
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"build_model takes a ModelConfig, got {type(cfg).__name__}; for a dict use "
+                        "ModelConfig.from_dict(d)")
     builder = {"metaformer": _metaformer, "mobilenetv2": _mobilenetv2, "shufflenetv2": _shufflenetv2}[cfg.family]
     return builder(cfg)
 
 
+def _stem(cfg: ModelConfig, norm_act: list[nn.Module], bias: bool) -> nn.Sequential:
+    k, s, c0 = cfg.stem_kernel, cfg.stem_stride, cfg.stem_width()
+    pad = ((k - s + 1) // 2 if k > s else 0) if cfg.family == "metaformer" else k // 2
+    pool = [nn.MaxPool2d(3, 2, 1)] if cfg.stem_pool else []
+    return nn.Sequential(nn.Conv2d(cfg.in_chans, c0, k, s, pad, bias=bias), *norm_act, *pool)
+
+
 def _metaformer(cfg: ModelConfig) -> Network:
-    c0 = cfg.stem_channels or cfg.stages[0].channels
-    pad = (cfg.stem_kernel - cfg.stem_stride + 1) // 2 if cfg.stem_kernel > cfg.stem_stride else 0
-    stem = nn.Sequential(nn.Conv2d(cfg.in_chans, c0, cfg.stem_kernel, cfg.stem_stride, padding=pad), LayerNorm2d(c0))
+    stem = _stem(cfg, [LayerNorm2d(cfg.stem_width())], bias=True)
     total = sum(s.depth for s in cfg.stages)
     rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-    size = math.ceil(cfg.input_size / cfg.stem_stride)
-    stages, cin, k = [], c0, 0
-    for si, s in enumerate(cfg.stages):
+    stages, cin, k = [], cfg.stem_width(), 0
+    for s, size in zip(cfg.stages, cfg.stage_sizes(), strict=True):
         layers: list[nn.Module] = []
-        if si > 0 and s.stride == 2:
-            if size < 2:
-                raise ValueError(f"stage {si}: the map is {size}x{size} at input {cfg.input_size}, too small for "
-                                 "another "
-                                 "stride-2 downsampler; use fewer stages or a smaller stem stride")
+        if s.stride == 2:
             layers.append(nn.Sequential(LayerNorm2d(cin), nn.Conv2d(cin, s.channels, 2, 2)))
-            size = size // 2
         elif cin != s.channels:
             layers.append(nn.Sequential(LayerNorm2d(cin), nn.Conv2d(cin, s.channels, 1)))
-        if s.block.kind == "swin" and s.block.window_size > size:
-            raise ValueError(f"stage {si}: window larger than the map (window {s.block.window_size}, map {size}x{size} "
-                             f"at input {cfg.input_size}); use window_size <= {size}")
         for j in range(s.depth):
             if s.block.kind == "convnext":
                 layers.append(ConvNeXtBlock(s.channels, s.block, rates[k]))
-            elif s.block.kind in ("quadra", "hor", "swin", "conv", "skip"):
-                if s.block.kind == "hor" and s.channels % (2 ** (s.block.order - 1)):
-                    raise ValueError(f"stage {si}: gnConv order {s.block.order} too high for width {s.channels} "
-                                     f"(needs a multiple of {2 ** (s.block.order - 1)})")
+            else:
                 shift = j % 2 == 1 and s.block.window_size < size  # a window covering the map has nothing to shift
                 layers.append(MetaBlock(s.channels, s.block, rates[k], shift=shift, input_resolution=size))
-            else:
-                raise ValueError(f"stage {si}: block kind {s.block.kind!r} does not fit the metaformer family")
             k += 1
         stages.append(nn.Sequential(*layers))
         cin = s.channels
@@ -88,8 +80,6 @@ def _metaformer(cfg: ModelConfig) -> Network:
 
 def _trunc_normal_init(m: nn.Module) -> None:
     """Truncated normal (std 0.02) weights and zero biases for convs and linears, quadratic ones included."""
-    from chipfit.layers import QuadraConv2d, QuadraLinear
-
     if isinstance(m, (nn.Conv2d, nn.Linear)):
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
@@ -102,45 +92,38 @@ def _trunc_normal_init(m: nn.Module) -> None:
                 nn.init.zeros_(b)
 
 
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
-
-
 def _mobilenetv2(cfg: ModelConfig) -> Network:
-    c0 = cfg.stem_channels or 32
-    stem = conv_bn_act(cfg.in_chans, c0, 3, cfg.stem_stride)
+    c0 = cfg.stem_width()
+    stem = _stem(cfg, [nn.BatchNorm2d(c0), nn.ReLU6(inplace=True)], bias=False)
     stages, cin = [], c0
     for s in cfg.stages:
         blocks = [InvertedResidual(cin if i == 0 else s.channels, s.channels, s.stride if i == 0 else 1,
                                    s.block.expand_ratio, s.block.kernel_size) for i in range(s.depth)]
         stages.append(nn.Sequential(*blocks))
         cin = s.channels if s.depth else cin
-    head_c = cfg.head_channels or 1280
-    stages.append(conv_bn_act(cin, head_c))
-    net = Network(cfg, stem, nn.Sequential(*stages), PoolHead(head_c, cfg.num_classes, norm=False))
+    stages.append(conv_bn_act(cin, cfg.head_width()))
+    net = Network(cfg, stem, nn.Sequential(*stages), PoolHead(cfg.head_width(), cfg.num_classes, norm=False))
     _kaiming_init(net)
     return net
 
 
 def _shufflenetv2(cfg: ModelConfig) -> Network:
-    c0 = cfg.stem_channels or 24
-    pool = [nn.MaxPool2d(3, 2, 1)] if cfg.stem_stride >= 2 and cfg.input_size >= 64 else []
-    stem = nn.Sequential(conv_bn_act(cfg.in_chans, c0, 3, min(cfg.stem_stride, 2), act=nn.ReLU), *pool)
+    c0 = cfg.stem_width()
+    stem = _stem(cfg, [nn.BatchNorm2d(c0), nn.ReLU(inplace=True)], bias=False)
     stages, cin = [], c0
     for s in cfg.stages:
         blocks = [ShuffleUnit(cin if i == 0 else s.channels, s.channels, s.stride if i == 0 else 1,
                               s.block.kernel_size) for i in range(s.depth)]
         stages.append(nn.Sequential(*blocks))
         cin = s.channels if s.depth else cin
-    head_c = cfg.head_channels or 1024
-    stages.append(conv_bn_act(cin, head_c, act=nn.ReLU))
-    net = Network(cfg, stem, nn.Sequential(*stages), PoolHead(head_c, cfg.num_classes, norm=False))
+    stages.append(conv_bn_act(cin, cfg.head_width(), act=nn.ReLU))
+    net = Network(cfg, stem, nn.Sequential(*stages), PoolHead(cfg.head_width(), cfg.num_classes, norm=False))
     _kaiming_init(net)
     return net
 
 
 def _kaiming_init(net: nn.Module) -> None:
+    """torchvision's MobileNetV2 / ShuffleNetV2 initialisation."""
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
