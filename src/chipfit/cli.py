@@ -171,6 +171,85 @@ def eval_cmd(
     console.print(t)
 
 
+@app.command()
+def simulate(
+    model: Annotated[str, typer.Argument(help="built-in name, package.module:factory, .onnx, or a SCALE-Sim topology "
+                                              ".csv")],
+    arch: Annotated[str, typer.Option("--arch", help="architecture name (tpu-v1-like, eyeriss-like, diannao-like, "
+                                                     "dadiannao-like, edge-npu), YAML file or SCALE-Sim .cfg")],
+    dataflow: Annotated[str | None, typer.Option(help="ws, os or is (default: the architecture's)")] = None,
+    batch: Annotated[int, typer.Option(help="images per run")] = 1,
+    bits: Annotated[int, typer.Option(help="bits of weights and activations: 4, 8, 16 or 32")] = 8,
+    chips: Annotated[int, typer.Option(help="split the network over K chips as a layer pipeline")] = 1,
+    sparsity: Annotated[str | None, typer.Option(help="weight sparsity: N:M (2:4) or the zero fraction (0.5)")] = None,
+    input: Annotated[str | None, typer.Option("--input", help="input shape, e.g. 1x3x224x224")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write per-layer records and totals as JSON")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="write one row per layer")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG of compute and stall cycles per layer")] = None,
+    top: Annotated[int, typer.Option(help="rows in the table (the layers with the most cycles)")] = 25,
+) -> None:
+    """Cycles, stalls, DRAM traffic and energy of a network on a systolic-array accelerator, layer by layer."""
+    from rich.table import Table
+
+    from chipfit.cost import CaptureError, OnnxError
+    from chipfit.hw.sim import simulate as run_simulate
+    from chipfit.report.tables import seconds, si
+
+    if batch < 1 or chips < 1:
+        fail("--batch and --chips must be at least 1")
+    try:
+        res = run_simulate(model, arch, dataflow=dataflow, batch=batch, bits=bits, chips=chips, sparsity=sparsity,
+                           input_shape=input)
+    except (ValueError, CaptureError, OnnxError, FileNotFoundError) as e:
+        fail(str(e))
+    a = res.arch
+    rows = sorted(range(len(res.layers)), key=lambda i: -res.layers[i].total_cycles)[:top]
+    shown = "" if len(rows) == len(res.layers) else f", the {len(rows)} with the most cycles"
+    t = Table(title=f"{res.model} on {a.name}: {a.rows}x{a.cols} {res.dataflow}, {res.bits}-bit, batch {res.batch}"
+                    f"{', ' + res.sparsity + ' sparsity' if res.sparsity else ''} ({len(res.layers)} layers{shown})")
+    cols = ["layer", "kind"] + (["chip"] if chips > 1 else []) + ["cycles", "stall", "util", "MACs", "DRAM rd",
+                                                                  "DRAM wr", "energy"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for i in sorted(rows):
+        x = res.layers[i]
+        cells = [x.name, x.kind] + ([str(x.chip)] if chips > 1 else [])
+        cells += [f"{x.total_cycles:,}", f"{x.stall_cycles:,}", f"{x.utilisation:.0%}" if x.macs else "-", si(x.macs),
+                  si(x.dram_read_bytes, "B"), si(x.dram_write_bytes, "B"), _joules(x.energy_j)]
+        t.add_row(*cells)
+    console.print(t)
+    tot = res.total
+    lines = [f"cycles {tot['cycles']:,} ({tot['stall_cycles']:,} stalled) at {si(a.clock_hz, 'Hz')}: "
+             f"{seconds(tot['time_s'])} per batch of {res.batch}" + (" (pipeline latency)" if chips > 1 else ""),
+             f"throughput {tot['inferences_per_s']:,.1f} inferences/s, energy {_joules(tot['energy_j'])} per batch, "
+             f"{tot['inferences_per_j']:,.1f} inferences/J",
+             f"MACs {si(tot['macs'])}, DRAM {si(tot['dram_read_bytes'], 'B')} read + "
+             f"{si(tot['dram_write_bytes'], 'B')} written"]
+    if res.pipeline is not None:
+        p = res.pipeline
+        lines.append(f"{len(p.stages)} chips, links {si(p.link_bytes_per_s, 'B/s')}: slowest stage chip {p.bottleneck} "
+                     f"({seconds(p.period_s)} per batch)")
+    for line in lines + [f"note: {n}" for n in res.notes]:
+        console.print(line, highlight=False)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(res.to_json())
+        console.print(f"wrote {json_out}")
+    if csv_out:
+        console.print(f"wrote {res.to_csv(csv_out)}")
+    if plot:
+        from chipfit.hw.sim.plot import cycle_bars
+
+        console.print(f"wrote {cycle_bars(res, plot)}")
+
+
+def _joules(j: float) -> str:
+    for factor, unit in ((1, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):
+        if j >= factor:
+            return f"{j / factor:.3g} {unit}"
+    return f"{j / 1e-12:.3g} pJ"
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,15 @@
+"""The accelerator simulator: a network on a systolic array, layer by layer (``chipfit simulate``).
+
+Compute cycles follow SCALE-Sim's conventions exactly and DRAM traffic its read-buffer model, in closed form or
+fold-level arithmetic instead of a cycle loop; beyond SCALE-Sim it models padding and stride as in the network,
+grouped and depthwise convolutions, batch, a vector unit, the quadratic convolution, energy, N:M and unstructured
+weight sparsity, DRAM-bandwidth stalls and multi-chip pipelines.
+"""
+
+from chipfit.hw.sim.arch import Arch, list_archs, load_arch
+from chipfit.hw.sim.layers import SimLayer, layers_from_profile, read_topology
+from chipfit.hw.sim.memory import LayerFitsNoBufferError
+from chipfit.hw.sim.simulate import LayerResult, SimResult, simulate
+
+__all__ = ["Arch", "LayerFitsNoBufferError", "LayerResult", "SimLayer", "SimResult", "layers_from_profile",
+           "list_archs", "load_arch", "read_topology", "simulate"]

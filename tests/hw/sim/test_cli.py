@@ -1,0 +1,46 @@
+"""`chipfit simulate` through typer's runner: table, files, clean errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from chipfit.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_topology_with_cfg(tmp_path, scalesim_files):
+    topo, cfgs = scalesim_files
+    out = tmp_path / "r.json"
+    r = runner.invoke(app, ["simulate", str(topo), "--arch", str(cfgs["os"]), "--json", str(out), "--csv",
+                            str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")])
+    assert r.exit_code == 0, r.output
+    assert "101" in r.output and "inferences/s" in r.output
+    data = json.loads(out.read_text())
+    assert [x["compute_cycles"] for x in data["layers"]] == [101, 275, 671]
+    assert data["total"]["cycles"] == 101 + 275 + 671
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert (tmp_path / "r.csv").read_text().startswith("name,kind,chip")
+
+
+def test_simulate_options(scalesim_files):
+    topo, _ = scalesim_files
+    r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--chips", "2", "--sparsity", "2:4",
+                            "--batch", "2", "--dataflow", "is"])
+    assert r.exit_code == 0, r.output
+    assert "2 chips" in r.output and "2:4" in r.output
+
+
+def test_simulate_errors_exit_2_without_traceback(tmp_path, scalesim_files):
+    topo, _ = scalesim_files
+    r = runner.invoke(app, ["simulate", str(topo), "--arch", "no-such-arch"])
+    assert r.exit_code == 2 and "unknown architecture" in r.output and "Traceback" not in r.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                   "Strides,\nx, 8, 8, 3,\n")
+    r = runner.invoke(app, ["simulate", str(bad), "--arch", "edge-npu"])
+    assert r.exit_code == 2 and "row 2" in r.output
+    r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--sparsity", "0.5"])
+    assert r.exit_code == 2 and "sparsity" in r.output
