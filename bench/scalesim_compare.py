@@ -202,11 +202,11 @@ DRIVER = textwrap.dedent('''
             continue
         work = job["work"]
         os.makedirs(work, exist_ok=True)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         s = scalesim(save_disk_space=True, verbose=False, config=job["cfg"], topology=job["topo"],
                      layout=job["layout"], input_type_gemm=job["gemm"])
         s.run_scale(top_path=work)
-        seconds = time.perf_counter() - t
+        seconds, cpu_seconds = time.perf_counter() - t, time.process_time() - cpu
         run = os.path.join(work, job["run"])
         comp = list(csv.reader(open(os.path.join(run, "COMPUTE_REPORT.csv"))))[1]
         acc = list(csv.reader(open(os.path.join(run, "DETAILED_ACCESS_REPORT.csv"))))[1]
@@ -214,7 +214,8 @@ DRIVER = textwrap.dedent('''
         out = {"total_cycles_incl_prefetch": num(comp[1]), "compute_cycles": num(comp[2]), "stall_cycles": num(comp[3]),
                "utilisation": num(comp[4]) / 100, "sram_ifmap_reads": num(acc[3]), "sram_filter_reads": num(acc[6]),
                "sram_ofmap_writes": num(acc[9]), "dram_ifmap_reads": num(acc[12]), "dram_filter_reads": num(acc[15]),
-               "dram_ofmap_writes": num(acc[18]), "seconds": seconds}
+               "dram_ofmap_writes": num(acc[18]), "seconds": seconds,
+               "cpu_seconds": cpu_seconds}
         tmp = job["cache"] + ".part"
         json.dump(out, open(tmp, "w"))
         os.replace(tmp, job["cache"])

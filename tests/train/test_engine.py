@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from chipfit.data import DataBundle, Split
 from chipfit.train import CheckpointError, TrainConfig, fit, load_checkpoint, save_checkpoint
-from chipfit.train.engine import lr_at, param_groups
+from chipfit.train.engine import TrainHooks, lr_at, param_groups
 
 ROOT = Path(__file__).parents[2]
 
@@ -52,6 +52,20 @@ def test_same_seed_same_curve():
     a = fit(toy_model(), toy_data(), CFG)
     b = fit(toy_model(), toy_data(), CFG)
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+def test_hooks_add_a_loss_see_every_step_and_train_extra_modules(tmp_path):
+    steps, extra = [], nn.Linear(2, 2)
+    before = extra.weight.detach().clone()
+    hooks = TrainHooks(extra_loss=lambda x, logits, y: 0.1 * extra(logits).pow(2).mean(),
+                       after_step=lambda step, total: steps.append((step, total)), modules=extra)
+    r = fit(toy_model(), toy_data(), TrainConfig(**{**CFG.to_dict(), "out": str(tmp_path)}), hooks=hooks)
+    total = 3 * (384 // 32)
+    assert steps == [(i, total) for i in range(1, total + 1)]
+    assert not torch.equal(extra.weight, before)  # the extra module's parameters were optimised
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["hook_modules"]["weight"], extra.weight)
+    plain = fit(toy_model(), toy_data(), CFG)
+    assert r.history[0]["train_loss"] != plain.history[0]["train_loss"]  # the extra term entered the loss
 
 
 def test_weight_decay_skips_norms_and_biases():

@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,12 +137,31 @@ class _Ema:
                 self.shadow[k].copy_(v)
 
 
-def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) -> TrainResult:
+@dataclass
+class TrainHooks:
+    """What compression adds to a training run, without a second training loop.
+
+    Attributes:
+        extra_loss: ``(x, logits, y) -> tensor`` added to the cross-entropy (distillation); called after the forward.
+        after_step: ``(step, total_steps) -> None`` after every optimiser step (pruning masks and schedules).
+        modules: extra trainable modules (distillation adapters): their parameters join the optimiser and their
+            state the checkpoint, so a resumed run continues them too.
+    """
+
+    extra_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    after_step: Callable[[int, int], None] | None = None
+    modules: nn.Module | None = None
+
+
+def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig(),
+        hooks: TrainHooks | None = None) -> TrainResult:
     """Train ``model`` on ``data``; see the module docstring for what it does and writes.
 
     Files in ``cfg.out``: ``last.pt`` (every epoch and on Ctrl-C), ``best.pt`` (best validation accuracy),
-    ``metrics.jsonl`` (one line per epoch). The test set is evaluated once, at the end.
+    ``metrics.jsonl`` (one line per epoch). The test set is evaluated once, at the end. ``hooks`` add a loss term,
+    a per-step callback and extra trainable modules (see :class:`TrainHooks`).
     """
+    hooks = hooks or TrainHooks()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _is_dist():
@@ -152,7 +172,11 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
     random.seed(cfg.seed)
     _check_fits(model, data)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    groups = param_groups(model, cfg.weight_decay)
+    if hooks.modules is not None:
+        for g, extra in zip(groups, param_groups(hooks.modules, cfg.weight_decay), strict=True):
+            g["params"] = g["params"] + extra["params"]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
     steps_per_epoch = len(data.train) // world // cfg.batch_size
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
@@ -184,6 +208,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
         history = json.loads(st["history"])
         if ema and "ema" in st:
             ema.shadow = st["ema"]
+        if hooks.modules is not None and "hook_modules" in st:
+            hooks.modules.load_state_dict(st["hook_modules"])
     epoch_gen_state = gen.get_state() if start_batch else None
 
     def state(batch_in_epoch: int, epoch_start_rng: torch.Tensor) -> dict[str, Any]:
@@ -194,6 +220,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
              "classes": json.dumps(data.classes), "norm": json.dumps({"mean": data.mean, "std": data.std})}
         if ema:
             s["ema"] = ema.shadow
+        if hooks.modules is not None:
+            s["hook_modules"] = hooks.modules.state_dict()
         return s
 
     interrupted = False
@@ -229,6 +257,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
                         g["lr"] = lr_at(step, total, warmup, cfg.lr, cfg.min_lr_ratio)
                     logits = net(x)
                     loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                    if hooks.extra_loss is not None:
+                        loss = loss + hooks.extra_loss(x, logits, y)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}: "
                                                  "lower --lr or raise clipping")
@@ -240,6 +270,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig()) ->
                     if ema:
                         ema.update(model)
                     step += 1
+                    if hooks.after_step is not None:
+                        hooks.after_step(step, total)
                     seen += len(y)
                     correct += int((logits.argmax(1) == y).sum())
                     loss_sum += loss.item() * len(y)

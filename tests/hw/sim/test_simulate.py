@@ -109,6 +109,20 @@ def test_batch_and_bits():
     assert simulate(NET, "edge-npu", bits=16).total["compute_cycles"] > one.total["compute_cycles"]
 
 
+@pytest.mark.parametrize("wbits", [1, 4])
+def test_narrow_weights_shrink_weight_bytes_only(wbits):
+    full, narrow = simulate(NET, "edge-npu"), simulate(NET, "edge-npu", weight_bits=wbits)
+    assert narrow.total["compute_cycles"] == full.total["compute_cycles"]  # an 8-bit array multiplies at 8 bits
+    for a, b in zip(full.layers, narrow.layers):
+        filt = a.detail.get("filter_dram_reads", 0)
+        assert a.dram_read_bytes - b.dram_read_bytes == pytest.approx(filt * (8 - wbits) / 8)
+        assert a.dram_write_bytes == b.dram_write_bytes
+    assert narrow.total["energy_j"] < full.total["energy_j"]
+    assert narrow.to_dict()["weight_bits"] == wbits
+    with pytest.raises(ValueError, match="weight_bits must be one of"):
+        simulate(NET, "edge-npu", weight_bits=3)
+
+
 def test_layer_that_fits_no_buffer_is_named():
     arch = dataclasses.replace(load_arch("tpu-v1-like"), filter_sram_bytes=16 * 1024)
     with pytest.raises(LayerFitsNoBufferError, match=r"layer 'big' fits no buffer: one ws fold keeps 256 x 256 "

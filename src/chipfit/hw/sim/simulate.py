@@ -1,7 +1,7 @@
 """``simulate``: a network on a systolic-array accelerator, layer by layer: cycles, stalls, traffic, energy.
 
 Conventions: a MAC is one multiply-add; cycles are array clock cycles; bytes follow ``bits`` (one word = bits / 8
-bytes, weights and activations alike); energy is MACs x pJ/MAC + vector operations x pJ/op + SRAM bytes x pJ/byte +
+bytes; weights may be narrower, ``weight_bits``, down to binary); energy is MACs x pJ/MAC + vector operations x pJ/op + SRAM bytes x pJ/byte +
 DRAM bytes x pJ/byte, with the architecture's table (Horowitz 45 nm defaults). Compute cycles follow SCALE-Sim's
 conventions exactly (:mod:`chipfit.hw.sim.systolic`); DRAM traffic follows its read-buffer model
 (:mod:`chipfit.hw.sim.memory`); stalls come from the DRAM bandwidth (none when it is unlimited, as in SCALE-Sim's
@@ -27,6 +27,7 @@ from chipfit.hw.sim.multichip import Pipeline, pipeline
 from chipfit.hw.sim.systolic import Mapping, Sparsity, map_layer, vector_cycles
 
 BIT_DTYPES = {4: "int4", 8: "int8", 16: "int16", 32: "fp32"}
+WEIGHT_BITS = (1, 2, 4, 8, 16, 32)
 
 
 @dataclass
@@ -87,6 +88,7 @@ class SimResult:
     layers: list[LayerResult]
     pipeline: Pipeline | None = None
     notes: list[str] = field(default_factory=list)
+    weight_bits: int | None = None  # None: the same as ``bits``
 
     @property
     def total(self) -> dict[str, float]:
@@ -120,7 +122,7 @@ class SimResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "arch": self.arch.to_dict(), "dataflow": self.dataflow, "batch": self.batch,
-                "bits": self.bits, "sparsity": self.sparsity, "layers": [asdict(x) for x in self.layers],
+                "bits": self.bits, "weight_bits": self.weight_bits or self.bits, "sparsity": self.sparsity, "layers": [asdict(x) for x in self.layers],
                 "total": self.total, "pipeline": self.pipeline.to_dict() if self.pipeline else None,
                 "notes": self.notes}
 
@@ -148,11 +150,12 @@ def _json_default(o: Any) -> Any:
 # --- one layer ----------------------------------------------------------------------------------------------------
 
 
-def _check_fits(layer: SimLayer, mp: Mapping, arch: Arch, bits: int) -> None:
+def _check_fits(layer: SimLayer, mp: Mapping, arch: Arch, bits: int, weight_bits: int) -> None:
     """The stationary operand of one fold must sit in its SRAM; name the layer when it cannot."""
     tile = min(mp.sr, arch.rows) * min(mp.sc, arch.cols)
     sram, what = {"ws": (arch.filter_sram_bytes, "filter"), "is": (arch.ifmap_sram_bytes, "ifmap"),
                   "os": (arch.ofmap_sram_bytes, "ofmap")}[mp.dataflow]
+    bits = weight_bits if mp.dataflow == "ws" else bits
     need = tile * bits / 8
     if need > sram:
         raise LayerFitsNoBufferError(
@@ -161,8 +164,13 @@ def _check_fits(layer: SimLayer, mp: Mapping, arch: Arch, bits: int) -> None:
             f"{arch.name} ({sram:,} B); give a larger SRAM, fewer bits or a smaller array")
 
 
-def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity: Sparsity | None) -> LayerResult:
+def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity: Sparsity | None,
+                 weight_bits: int | None = None) -> LayerResult:
+    """``weight_bits`` (default ``bits``) sets the bytes of weights in SRAM and DRAM; the multiply runs at the wider
+    of the two widths (an 8-bit array multiplies 4-bit or binary weights at its 8-bit cost and speed)."""
     wb = bits / 8
+    weight_bits = weight_bits or bits
+    mac_bits = max(bits, weight_bits)
     note = layer.note
     sp = sparsity
     if layer.sparsity and sp is None:
@@ -170,8 +178,8 @@ def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity
         if sp is not None and "nm" not in arch.sparsity:
             note = (note + "; " if note else "") + f"{layer.sparsity} sparsity ignored: {arch.name} is dense"
             sp = None
-    mp = map_layer(layer, dataflow, arch.rows, arch.cols, bits=bits, word_bits=arch.word_bits, sparsity=sp)
-    _check_fits(layer, mp, arch, bits)
+    mp = map_layer(layer, dataflow, arch.rows, arch.cols, bits=mac_bits, word_bits=arch.word_bits, sparsity=sp)
+    _check_fits(layer, mp, arch, bits, weight_bits)
     t: Traffic = layer_traffic(layer, mp, rows=arch.rows, cols=arch.cols, bits=bits,
                                ifmap_sram=arch.ifmap_sram_bytes, filter_sram=arch.filter_sram_bytes,
                                ofmap_sram=arch.ofmap_sram_bytes, psum_to_dram=arch.psum_to_dram)
@@ -179,7 +187,7 @@ def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity
     meta_bits = 0.0
     if sp is not None:
         meta_bits = math.log2(sp.m) if sp.kind == "nm" else arch.index_bits
-    wbytes = (bits + meta_bits) / 8
+    wbytes = (weight_bits + meta_bits) / 8
     psum_b = (t.psum_bits or bits) / 8
     out_elems = mp.groups * mp.m * mp.n * (1 / 3 if layer.kind == "quadconv" else 1)
     spilled = t.ofmap_dram_writes - (out_elems if t.psum_bits else 0)
@@ -196,7 +204,7 @@ def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity
         compute += math.ceil(vec_ops / arch.vector_lanes)
     macs = mp.groups * mp.m * mp.k * mp.n
     stall = _stall(compute, dram_r + dram_w, t.fill_words * wb, arch)
-    dtype = BIT_DTYPES[bits]
+    dtype = BIT_DTYPES[mac_bits]
     e = arch.energy
     energy = (macs * e.mac_pj[dtype] + vec_ops * e.add_pj[dtype] + (sram_r + sram_w) * e.sram_pj_per_byte
               + (dram_r + dram_w) * e.dram_pj_per_byte) * 1e-12
@@ -261,7 +269,7 @@ def _resolve(model_or_profile: Any, input_shape: Any) -> tuple[list[SimLayer], s
 
 def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | None = None, batch: int = 1,
              bits: int = 8, chips: int = 1, sparsity: str | float | None = None,
-             input_shape: Sequence[int] | str | None = None) -> SimResult:
+             input_shape: Sequence[int] | str | None = None, weight_bits: int | None = None) -> SimResult:
     """Simulate a network on a systolic-array accelerator.
 
     Args:
@@ -276,6 +284,8 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         chips: split the network over this many chips as a layer pipeline.
         sparsity: weight sparsity, ``"2:4"`` (N:M) or the fraction of zero weights (``0.5``, unstructured).
         input_shape: input shape for a model that does not define one.
+        weight_bits: width of the weights where it differs from ``bits`` (1, 2, 4, 8, 16 or 32): it sets their
+            bytes in SRAM and DRAM; multiplies still run at the wider of the two widths.
 
     Raises:
         ValueError: bad arguments, unreadable files, a sparsity the architecture does not exploit, or a layer that
@@ -287,6 +297,8 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         raise ValueError(f"dataflow must be ws, os or is, not {dataflow!r}")
     if bits not in BIT_DTYPES:
         raise ValueError(f"bits must be one of {', '.join(map(str, BIT_DTYPES))}, not {bits}")
+    if weight_bits is not None and weight_bits not in WEIGHT_BITS:
+        raise ValueError(f"weight_bits must be one of {', '.join(map(str, WEIGHT_BITS))}, not {weight_bits}")
     if batch < 1 or chips < 1:
         raise ValueError("batch and chips must be at least 1")
     sp = Sparsity.parse(sparsity)
@@ -300,7 +312,7 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
     for layer in layers:
         layer = layer.with_batch(layer.batch * batch) if batch != 1 else layer
         if layer.on_array:
-            results.append(_array_layer(layer, arch, dataflow, bits, sp))
+            results.append(_array_layer(layer, arch, dataflow, bits, sp, weight_bits))
         else:
             results.append(_vector_layer(layer, arch, bits))
     pipe = None
@@ -314,4 +326,5 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         notes.extend(pipe.notes)
     if arch.dram_bandwidth_bytes_per_s is None:
         notes.append("DRAM bandwidth unlimited: no stall cycles (as SCALE-Sim's CALC mode)")
-    return SimResult(name, arch, dataflow, batch, bits, sp.label() if sp else None, results, pipe, notes)
+    return SimResult(name, arch, dataflow, batch, bits, sp.label() if sp else None, results, pipe, notes,
+                     weight_bits=weight_bits)
