@@ -180,6 +180,7 @@ def simulate(
     dataflow: Annotated[str | None, typer.Option(help="ws, os or is (default: the architecture's)")] = None,
     batch: Annotated[int, typer.Option(help="images per run")] = 1,
     bits: Annotated[int, typer.Option(help="bits of weights and activations: 4, 8, 16 or 32")] = 8,
+    weight_bits: Annotated[int | None, typer.Option(help="narrower weights (1, 2, 4, ...): their bytes only")] = None,
     chips: Annotated[int, typer.Option(help="split the network over K chips as a layer pipeline")] = 1,
     sparsity: Annotated[str | None, typer.Option(help="weight sparsity: N:M (2:4) or the zero fraction (0.5)")] = None,
     input: Annotated[str | None, typer.Option("--input", help="input shape, e.g. 1x3x224x224")] = None,
@@ -199,7 +200,7 @@ def simulate(
         fail("--batch and --chips must be at least 1")
     try:
         res = run_simulate(model, arch, dataflow=dataflow, batch=batch, bits=bits, chips=chips, sparsity=sparsity,
-                           input_shape=input)
+                           input_shape=input, weight_bits=weight_bits)
     except (ValueError, CaptureError, OnnxError, FileNotFoundError) as e:
         fail(str(e))
     a = res.arch
@@ -242,6 +243,90 @@ def simulate(
 
         console.print(f"wrote {cycle_bars(res, plot)}")
 
+
+@app.command()
+def compress(
+    checkpoint: Annotated[Path, typer.Argument(help="a trained checkpoint (.pt) or a run folder holding best.pt")],
+    data: Annotated[str, typer.Option(help="fashion-mnist or a class-per-folder tree")],
+    out: Annotated[Path, typer.Option(help="folder: compressed.pt, model.onnx, report.json")],
+    quantize: Annotated[str | None, typer.Option(help="int8, int4 (weights; 8-bit activations), binary, fp16")] = None,
+    per_channel: Annotated[bool, typer.Option("--per-channel", help="one weight scale per output channel")] = False,
+    calib: Annotated[int, typer.Option(min=1, help="training images to calibrate activation ranges")] = 512,
+    calib_method: Annotated[str, typer.Option(help="minmax, percentile, mse or entropy")] = "minmax",
+    quadratic: Annotated[str, typer.Option(help="quadratic layers: quantize the input only, the branches, or the "
+                                                "branches and their product")] = "product",
+    qat: Annotated[int, typer.Option(min=0, help="quantization-aware training epochs (0: post-training)")] = 0,
+    prune: Annotated[float | None, typer.Option(help="fraction of weights (or channels with --structured) to remove")]
+    = None,
+    structured: Annotated[bool, typer.Option("--structured", help="remove whole channels")] = False,
+    finetune: Annotated[int, typer.Option(min=0, help="fine-tuning epochs after pruning / with distillation")] = 2,
+    distill_from: Annotated[Path | None, typer.Option(help="teacher checkpoint or run folder")] = None,
+    fold: Annotated[bool, typer.Option(help="fold BatchNorm into the preceding conv/linear")] = True,
+    arch: Annotated[str, typer.Option(help="accelerator for modelled latency/energy (chipfit simulate --arch)")]
+    = "edge-npu",
+    lr: Annotated[float, typer.Option(min=0.0, help="learning rate of fine-tuning and QAT")] = 5e-4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="continue interrupted fine-tuning / QAT in --out")] = False,
+) -> None:
+    """Quantize, prune, distil and fold a trained network; report accuracy, size, MACs, latency and energy."""
+    from rich.table import Table
+
+    from chipfit.compress import CompressConfig, DistillConfig, PruneConfig, QuantConfig
+    from chipfit.compress import compress as run_compress
+    from chipfit.data import IdxError, load_data
+    from chipfit.train import CheckpointError
+    from chipfit.train.run import model_from_checkpoint
+
+    if quantize is None and prune is None and distill_from is None and not fold:
+        fail("nothing to do: give --quantize, --prune, --distill-from or --fold")
+    if structured and prune is None:
+        fail("--structured needs --prune FRACTION")
+    if out.exists() and (out / "report.json").exists() and not resume:
+        fail(f"{out} already holds a compressed network (report.json): choose another --out")
+    path = checkpoint / "best.pt" if checkpoint.is_dir() else checkpoint
+    try:
+        q = QuantConfig.from_name(quantize, per_channel=per_channel, calibration=calib_method,
+                                  quadratic=quadratic) if quantize else None
+        cfg = CompressConfig(fold=fold, quant=q, prune=PruneConfig(prune, structured) if prune is not None else None,
+                             distill=DistillConfig(str(distill_from)) if distill_from else None,
+                             finetune_epochs=finetune, qat_epochs=qat, calib_images=calib, lr=lr,
+                             batch_size=batch_size, arch=arch, seed=seed)
+        model, state = model_from_checkpoint(path)
+        if "compress_config" in state:
+            fail(f"{path} is already compressed; compress the float checkpoint it came from")
+        bundle = load_data(data, seed=seed)
+        norm = json.loads(state.get("norm", "{}"))
+        if norm:
+            bundle.mean, bundle.std = norm["mean"], norm["std"]
+        name = json.loads(state["model_spec"]).get("name")
+        res = run_compress(model, cfg, bundle, out=out, resume=resume, model_name=name)
+    except (ValueError, FileNotFoundError, FileExistsError, IdxError, CheckpointError) as e:
+        fail(str(e))
+    except KeyboardInterrupt as e:
+        err.print(str(e) or "interrupted", highlight=False)
+        raise typer.Exit(130) from None
+    from chipfit.report.tables import seconds, si
+
+    t = Table(title=f"{path} compressed ({', '.join(s['step'] for s in res.steps[1:]) or 'nothing'}), "
+                    f"modelled on {res.compressed['arch']}")
+    for col in ("", "accuracy", "size", "MACs", "latency", "energy", "ORT CPU latency"):
+        t.add_column(col, justify="left" if not col else "right")
+    for label, r in (("baseline", res.baseline), ("compressed", res.compressed)):
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        ort = r.get("ort_latency_s")
+        t.add_row(label, acc, si(r["size_bytes"], "B"), si(r["macs"]), seconds(r["latency_s"]),
+                  _joules(r["energy_j"]), seconds(ort) if ort else "-")
+    console.print(t)
+    for s in res.steps[1:]:
+        extra = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("step", "accuracy"))
+        acc = "" if s.get("accuracy") is None else f"accuracy {s['accuracy']:.4f}"
+        console.print(f"  {s['step']}: {acc}{'; ' + extra if extra else ''}", highlight=False)
+    if res.onnx:
+        diff = res.onnx.get("max_abs_diff")
+        console.print(f"wrote {out}/compressed.pt, {out}/model.onnx ({res.onnx.get('format')}"
+                      + (f", ONNX Runtime vs PyTorch max |diff| {diff:.2e}" if diff is not None else "")
+                      + f"), {out}/report.json", highlight=False)
 
 def _joules(j: float) -> str:
     for factor, unit in ((1, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):

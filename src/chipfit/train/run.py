@@ -48,6 +48,10 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     else:
         raise CheckpointError(f"{path}: the checkpoint names no architecture (class {spec.get('class')}); "
                               "rebuild the model in Python and load state['model']")
+    if "compress_config" in state:  # written by chipfit compress: re-apply its transforms, then load
+        from chipfit.compress.api import rebuild_compressed
+
+        return rebuild_compressed(model, state), state
     model.load_state_dict(state["model"])
     return model, state
 

@@ -113,7 +113,7 @@ def test_batch_and_bits():
 def test_narrow_weights_shrink_weight_bytes_only(wbits):
     full, narrow = simulate(NET, "edge-npu"), simulate(NET, "edge-npu", weight_bits=wbits)
     assert narrow.total["compute_cycles"] == full.total["compute_cycles"]  # an 8-bit array multiplies at 8 bits
-    for a, b in zip(full.layers, narrow.layers):
+    for a, b in zip(full.layers, narrow.layers, strict=True):
         filt = a.detail.get("filter_dram_reads", 0)
         assert a.dram_read_bytes - b.dram_read_bytes == pytest.approx(filt * (8 - wbits) / 8)
         assert a.dram_write_bytes == b.dram_write_bytes

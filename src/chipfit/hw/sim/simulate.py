@@ -1,7 +1,8 @@
 """``simulate``: a network on a systolic-array accelerator, layer by layer: cycles, stalls, traffic, energy.
 
 Conventions: a MAC is one multiply-add; cycles are array clock cycles; bytes follow ``bits`` (one word = bits / 8
-bytes; weights may be narrower, ``weight_bits``, down to binary); energy is MACs x pJ/MAC + vector operations x pJ/op + SRAM bytes x pJ/byte +
+bytes; weights may be narrower, ``weight_bits``, down to binary); energy is MACs x pJ/MAC + vector operations x
+pJ/op + SRAM bytes x pJ/byte +
 DRAM bytes x pJ/byte, with the architecture's table (Horowitz 45 nm defaults). Compute cycles follow SCALE-Sim's
 conventions exactly (:mod:`chipfit.hw.sim.systolic`); DRAM traffic follows its read-buffer model
 (:mod:`chipfit.hw.sim.memory`); stalls come from the DRAM bandwidth (none when it is unlimited, as in SCALE-Sim's
@@ -122,7 +123,8 @@ class SimResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "arch": self.arch.to_dict(), "dataflow": self.dataflow, "batch": self.batch,
-                "bits": self.bits, "weight_bits": self.weight_bits or self.bits, "sparsity": self.sparsity, "layers": [asdict(x) for x in self.layers],
+                "bits": self.bits, "weight_bits": self.weight_bits or self.bits, "sparsity": self.sparsity,
+                "layers": [asdict(x) for x in self.layers],
                 "total": self.total, "pipeline": self.pipeline.to_dict() if self.pipeline else None,
                 "notes": self.notes}
 

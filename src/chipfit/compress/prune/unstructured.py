@@ -1,0 +1,67 @@
+"""Unstructured magnitude pruning with the gradual AGP schedule (Zhu & Gupta 2017).
+
+Every prunable weight tensor (conv, linear and quadratic weights; not the first layer, whose few weights see the raw
+image, and not the classifier) loses the same fraction of its smallest-magnitude entries. The target sparsity rises as
+s_t = s_f + (s_i - s_f) (1 - t / T)^3 over the first ``fraction`` of the fine-tuning steps, then stays at s_f; after
+every optimiser step the weights below the tensor's threshold are set to zero again, so weights the optimiser moved
+off zero are pruned again unless they grew past the kept ones. The zeros live in the weights themselves: no mask
+buffers, so the state_dict and the exported ONNX are those of the dense network.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from chipfit.layers import QuadraConv2d, QuadraLinear
+
+WEIGHTED = (nn.Conv2d, nn.Linear, QuadraConv2d, QuadraLinear)
+
+
+def prunable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """(name, weight) of every conv/linear/quadratic weight except the first layer's and the last linear's."""
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHTED)]
+    if len(layers) > 2:
+        layers = layers[1:-1]
+    return [(f"{n}.{pn}", p) for n, m in layers for pn, p in m.named_parameters(recurse=False) if p.ndim >= 2]
+
+
+@torch.no_grad()
+def prune_magnitude(weights: list[tuple[str, torch.Tensor]], sparsity: float) -> None:
+    """Zero the ``sparsity`` fraction of smallest |w| in each tensor (ties broken by position)."""
+    for _, w in weights:
+        k = int(round(sparsity * w.numel()))
+        if k <= 0:
+            continue
+        idx = w.abs().flatten().argsort()[:k]
+        w.view(-1)[idx] = 0
+
+
+def sparsity(model: nn.Module) -> dict[str, float]:
+    """Zero fraction per prunable tensor, and ``total`` over all of them."""
+    ws = prunable(model)
+    out = {n: float((w == 0).float().mean()) for n, w in ws}
+    n = sum(w.numel() for _, w in ws)
+    out["total"] = sum(int((w == 0).sum()) for _, w in ws) / n if n else 0.0
+    return out
+
+
+class AGPSchedule:
+    """The pruning hook: ``step(step, total)`` after each optimiser step (a ``TrainHooks.after_step``)."""
+
+    def __init__(self, model: nn.Module, final: float, fraction: float = 0.5, initial: float = 0.0):
+        if not 0.0 <= final < 1.0:
+            raise ValueError(f"final sparsity must lie in [0, 1), got {final}")
+        self.weights = prunable(model)
+        if not self.weights:
+            raise ValueError("nothing to prune: no conv/linear weights besides the first and last layer")
+        self.final, self.fraction, self.initial = final, fraction, initial
+
+    def target(self, step: int, total: int) -> float:
+        ramp = max(1, round(self.fraction * total))
+        if self.fraction == 0 or step >= ramp:
+            return self.final
+        return self.final + (self.initial - self.final) * (1 - step / ramp) ** 3
+
+    def step(self, step: int, total: int) -> None:
+        prune_magnitude(self.weights, self.target(step, total))

@@ -1,0 +1,70 @@
+"""Tensor-level quantization against closed forms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chipfit.compress.quant import fake
+
+
+def test_weight_scale_closed_form_and_per_channel():
+    w = torch.tensor([[1.0, -2.0], [0.5, 0.25]])
+    assert fake.weight_scale(w, 8, False).item() == pytest.approx(2.0 / 127)
+    per = fake.weight_scale(w, 8, True)
+    torch.testing.assert_close(per, torch.tensor([2.0 / 127, 0.5 / 127]))
+    for c in range(2):  # per-channel = per-tensor computed on each channel alone
+        assert per[c] == fake.weight_scale(w[c:c + 1], 8, False)[0]
+    assert fake.weight_scale(w, 4, False).item() == pytest.approx(2.0 / 7)
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_round_trip_error_is_at_most_half_a_step(bits):
+    w = torch.randn(16, 8, 3, 3)
+    wq, s = fake.quantize_weight(w, bits, per_channel=True)
+    assert ((wq - w).abs() <= s.view(-1, 1, 1, 1) / 2 + 1e-7).all()
+    levels = (wq / s.view(-1, 1, 1, 1)).round()
+    assert levels.abs().max() <= 2 ** (bits - 1) - 1
+    assert len(torch.unique(levels)) <= 2**bits - 1
+
+
+def test_binary_is_sign_times_mean_abs():
+    w = torch.tensor([[0.5, -1.5, 2.0], [-0.1, -0.2, 0.3]])
+    wq, s = fake.quantize_weight(w, 1, per_channel=True)
+    torch.testing.assert_close(s, torch.tensor([4.0 / 3, 0.2]))
+    torch.testing.assert_close(wq, torch.sign(w) * s.view(-1, 1))
+
+
+def test_straight_through_gradient():
+    x = torch.tensor([-1.0, 0.1, 0.5, 3.0], requires_grad=True)
+    s, z = fake.act_qparams(0.0, 1.0, 8)
+    torch.fake_quantize_per_tensor_affine(x, s, z, 0, 255).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 1.0, 1.0, 0.0]))  # zero outside [0, 1]
+    w = torch.randn(4, 3, requires_grad=True)
+    fake.quantize_weight(w, 1, True)[0].sum().backward()
+    torch.testing.assert_close(w.grad, torch.ones(4, 3))
+
+
+def test_act_qparams_make_zero_exact():
+    s, z = fake.act_qparams(-1.0, 3.0, 8)
+    assert s == pytest.approx(4 / 255) and z == round(1 / s)
+    q = torch.fake_quantize_per_tensor_affine(torch.tensor([0.0]), s, z, 0, 255)
+    assert q.item() == 0.0
+
+
+def test_calibration_methods_on_a_planted_outlier():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(200_000, generator=g).abs(), torch.tensor([50.0])])
+    lo, hi = float(x.min()), float(x.max())
+    assert fake.choose_range(x, lo, hi, "minmax", 8) == (lo, hi)
+    _, p_hi = fake.choose_range(x, lo, hi, "percentile", 8, 99.9)
+    assert 3.0 < p_hi < 4.0  # the 99.9th percentile of |N(0,1)| is 3.29: the outlier is clipped
+    m_lo, m_hi = fake.choose_range(x, lo, hi, "mse", 8)
+
+    def mse(a, b):
+        s, z = fake.act_qparams(a, b, 8)
+        return float((torch.fake_quantize_per_tensor_affine(x, s, z, 0, 255) - x).pow(2).mean())
+
+    assert m_hi < hi and mse(m_lo, m_hi) < mse(lo, hi)
+    _, e_hi = fake.choose_range(x, lo, hi, "entropy", 8)
+    assert e_hi < hi / 2

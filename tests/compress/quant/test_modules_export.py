@@ -1,0 +1,113 @@
+"""Fake-quant networks: the right layers are swapped, 8 bits stay close to float, checkpoints round-trip, QAT
+trains, and the QDQ export matches the fake-quant model in ONNX Runtime."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+import torch.nn as nn
+
+from chipfit.compress import QuantConfig
+from chipfit.compress.quant import calibrate, export_qdq, ort_quantize_static, quant_bits, quantize, verify_qdq
+from chipfit.compress.quant.modules import ActQuant, QConv2d, QLinear, QQuadratic
+from chipfit.layers import QuadraConv2d
+from chipfit.models import create_model
+
+
+def _small() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), QuadraConv2d(8, 8, 3, padding=1, groups=8),
+                         nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, 4))
+
+
+def _calibrated(cfg: QuantConfig, model: nn.Module | None = None, shape=(1, 1, 8, 8)) -> nn.Module:
+    model = model if model is not None else _small()
+    torch.manual_seed(1)
+    quantize(model.eval(), cfg)
+    return calibrate(model, [torch.randn(16, *shape[1:]) for _ in range(4)])
+
+
+def test_swaps_every_weighted_layer_of_a_zoo_network():
+    net = create_model("quadranet_s28", num_classes=10, in_chans=1)
+    n_conv = sum(isinstance(m, nn.Conv2d) for m in net.modules())
+    n_quad = sum(isinstance(m, QuadraConv2d) for m in net.modules())
+    quantize(net, QuantConfig())
+    assert sum(isinstance(m, QConv2d) for m in net.modules()) == n_conv
+    assert sum(isinstance(m, QQuadratic) for m in net.modules()) == n_quad > 0
+    assert sum(isinstance(m, QLinear) for m in net.modules()) == 1
+    assert set(quant_bits(net).values()) == {(8, 8)}
+    with pytest.raises(ValueError, match="nothing to quantize"):
+        quantize(nn.Sequential(nn.ReLU()), QuantConfig())
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_int8_close_to_float_and_lower_bits_further(per_channel):
+    x = torch.randn(32, 1, 8, 8)
+    with torch.no_grad():
+        ref = _small().eval()(x)
+        errs = [float((_calibrated(QuantConfig.from_name(n, per_channel=per_channel))(x) - ref).abs().mean())
+                for n in ("int8", "int4", "binary")]
+    assert errs[0] < 0.02 * float(ref.abs().mean()) + 1e-3
+    assert errs[0] < errs[1] < errs[2]
+
+
+def test_quadratic_modes_add_quantizers():
+    counts = {}
+    for mode in ("input", "branches", "product"):
+        m = _calibrated(QuantConfig(quadratic=mode))
+        counts[mode] = sum(isinstance(q, ActQuant) for q in m.modules())
+    assert counts["branches"] == counts["input"] + 2 and counts["product"] == counts["input"] + 3
+
+
+def test_state_dict_round_trip_and_qat_step():
+    cfg = QuantConfig(per_channel=True)
+    a = _calibrated(cfg)
+    b = quantize(_small(), cfg)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(8, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), b(x))
+    a.train()
+    opt = torch.optim.SGD(a.parameters(), lr=0.1)
+    before = a[0].layer.weight.detach().clone()
+    loss = a(x).logsumexp(1).mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in a.parameters() if p.grad is not None)
+    opt.step()
+    assert not torch.equal(before, a[0].layer.weight)
+
+
+@pytest.mark.parametrize(("name", "per_channel"), [("int8", False), ("int8", True), ("int4", True), ("binary", True)])
+def test_qdq_export_matches_fake_quant(tmp_path, name, per_channel):
+    m = _calibrated(QuantConfig.from_name(name, per_channel=per_channel))
+    path = export_qdq(m, tmp_path / "q.onnx", (1, 1, 8, 8))
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("QuantizeLinear") >= 5 and ops.count("DequantizeLinear") >= 5
+    if per_channel:
+        axes = [a.i for n in onnx.load(str(path)).graph.node if n.op_type == "DequantizeLinear"
+                for a in n.attribute if a.name == "axis"]
+        assert 0 in axes
+    res = verify_qdq(m, path, torch.randn(16, 1, 8, 8))
+    assert res["reference"]["max_abs_diff"] <= res["logit_step"]  # within one quantization step
+    assert res["reference"]["argmax_agreement"] == 1.0
+
+
+def test_export_needs_calibration(tmp_path):
+    m = quantize(_small(), QuantConfig())
+    with pytest.raises(ValueError, match="calibrate"):
+        export_qdq(m, tmp_path / "q.onnx", (1, 1, 8, 8))
+
+
+def test_ort_quantize_static_runs(tmp_path):
+    import onnxruntime as ort
+
+    m = _small().eval()
+    f = tmp_path / "f.onnx"
+    torch.onnx.export(m, (torch.zeros(1, 1, 8, 8),), str(f), dynamo=False, opset_version=17)
+    q = ort_quantize_static(f, tmp_path / "q.onnx", [torch.randn(1, 1, 8, 8) for _ in range(8)], per_channel=True)
+    sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: torch.randn(1, 1, 8, 8).numpy()})[0]
+    assert out.shape == (1, 4)
+    assert "QuantizeLinear" in [n.op_type for n in onnx.load(str(q)).graph.node]
