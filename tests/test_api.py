@@ -110,3 +110,10 @@ def test_cli_unsupported_op_is_reported_on_stderr(tmp_path, monkeypatch):
     r = runner.invoke(app, ["profile", "weirdnet:W", "--input", "1x16"])
     assert r.exit_code == 0, r.output
     assert "unsupported" in r.output and "fft" in r.output
+
+
+def test_simulate_is_exported_lazily():
+    import chipfit
+
+    res = chipfit.simulate("quadranet_s28", "edge-npu")
+    assert res.total["macs"] == chipfit.profile("quadranet_s28").total.macs

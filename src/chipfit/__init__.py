@@ -17,12 +17,15 @@ _LAZY = {
     "list_chips": ("chipfit.hw", "list_chips"),
     "create_model": ("chipfit.models", "create_model"),
     "list_models": ("chipfit.models", "list_models"),
+    "simulate": ("chipfit.hw.sim", "simulate"),
+    "compress": ("chipfit.compress", None),  # the package is callable: chipfit.compress(model, config, data=...)
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from chipfit.api import profile  # noqa: F401
     from chipfit.cost import Precision, Profile  # noqa: F401
     from chipfit.hw import list_chips, load_chip  # noqa: F401
+    from chipfit.hw.sim import simulate  # noqa: F401
     from chipfit.models import create_model, list_models  # noqa: F401
 
 
@@ -31,7 +34,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'chipfit' has no attribute {name!r}")
 
 

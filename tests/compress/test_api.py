@@ -75,3 +75,14 @@ def test_cli_compress_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["compress", str(tmp_path / "none.pt"), "--data", "fashion-mnist", "--out",
                                  str(tmp_path / "o"), "--structured"])
     assert r.exit_code == 2 and "--structured needs --prune" in r.output
+
+
+def test_the_package_is_the_verb():
+    import chipfit
+
+    assert callable(chipfit.compress)
+    import chipfit.compress.quant
+
+    assert chipfit.compress.quant.quantize  # submodules stay importable
+    with pytest.raises(ValueError, match="need data"):
+        chipfit.compress(_net(), CompressConfig(quant=QuantConfig()))

@@ -17,13 +17,13 @@ PRESETS: dict[str, tuple[int, int | None]] = {"int8": (8, 8), "int4": (4, 8), "b
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Fake quantization with a straight-through estimator.
+    """Fake quantization with a straight-through estimator: symmetric weights (zero point 0, the form integer
+    kernels want), asymmetric activations (a zero point, so post-ReLU maps use the whole grid).
 
     Attributes:
         weight_bits: 1 (binary with a per-tensor or per-channel scale) to 8; 16 with ``fp16`` means half precision.
         act_bits: bits of the activations entering every conv/linear layer (None: weights only).
         per_channel: one weight scale per output channel instead of one per tensor.
-        symmetric: symmetric weight ranges (zero point 0); activations are asymmetric (uint8 after ReLU-like maps).
         calibration: how activation ranges are chosen from calibration data: minmax, percentile, mse or entropy.
         percentile: the percentile for ``calibration="percentile"``.
         quadratic: what is quantized in a quadratic layer besides its input and weights: ``input`` (nothing
@@ -34,7 +34,6 @@ class QuantConfig:
     weight_bits: int = 8
     act_bits: int | None = 8
     per_channel: bool = False
-    symmetric: bool = True
     calibration: str = "minmax"
     percentile: float = 99.99
     quadratic: str = "product"
