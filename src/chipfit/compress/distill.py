@@ -72,18 +72,22 @@ def distill_hooks(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
     adapters = None
     if cfg.feature_weight > 0:
         s_stages, t_stages = _stages(student), _stages(teacher)
-        if len(s_stages) != len(t_stages):
-            raise ValueError(f"feature distillation pairs stages: student has {len(s_stages)}, teacher "
-                             f"{len(t_stages)}")
-        s_rec, t_rec = _Recorder(s_stages), _Recorder(t_stages)
+        s_rec, t_all = _Recorder(s_stages), _Recorder(t_stages)
         with torch.no_grad():
             was = student.training
             student.eval()
             student(example_input)
             teacher(example_input)
             student.train(was)
-        adapters = nn.ModuleList(nn.Conv2d(s.shape[1], t.shape[1], 1) for s, t in zip(s_rec.out, t_rec.out,
-                                                                                        strict=True))
+        # pair each student stage with the teacher's last stage at the same map size (the nearest size otherwise)
+        t_sizes = [t.shape[-1] for t in t_all.out]
+        pairs = []
+        for s in s_rec.out:
+            same = [i for i, h in enumerate(t_sizes) if h == s.shape[-1]]
+            pairs.append(same[-1] if same else min(range(len(t_sizes)), key=lambda i: abs(t_sizes[i] - s.shape[-1])))
+        t_rec = t_all
+        adapters = nn.ModuleList(nn.Conv2d(s.shape[1], t_all.out[j].shape[1], 1)
+                                 for s, j in zip(s_rec.out, pairs, strict=True))
 
     def extra_loss(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: ARG001
         with torch.no_grad():
@@ -91,7 +95,8 @@ def distill_hooks(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
         loss = cfg.alpha * kd_loss(logits, t_logits, cfg.temperature)
         if adapters is not None:
             feats = []
-            for a, s, t in zip(adapters, s_rec.out, t_rec.out, strict=True):
+            for a, s, j in zip(adapters, s_rec.out, pairs, strict=True):
+                t = t_rec.out[j]
                 f = a(s)
                 if f.shape[-2:] != t.shape[-2:]:
                     f = F.interpolate(f, size=t.shape[-2:], mode="bilinear", align_corners=False)
