@@ -72,7 +72,7 @@ def distill_hooks(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
     adapters = None
     if cfg.feature_weight > 0:
         s_stages, t_stages = _stages(student), _stages(teacher)
-        s_rec, t_all = _Recorder(s_stages), _Recorder(t_stages)
+        s_rec, t_rec = _Recorder(s_stages), _Recorder(t_stages)
         with torch.no_grad():
             was = student.training
             student.eval()
@@ -80,13 +80,12 @@ def distill_hooks(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
             teacher(example_input)
             student.train(was)
         # pair each student stage with the teacher's last stage at the same map size (the nearest size otherwise)
-        t_sizes = [t.shape[-1] for t in t_all.out]
+        t_sizes = [t.shape[-1] for t in t_rec.out]
         pairs = []
         for s in s_rec.out:
             same = [i for i, h in enumerate(t_sizes) if h == s.shape[-1]]
             pairs.append(same[-1] if same else min(range(len(t_sizes)), key=lambda i: abs(t_sizes[i] - s.shape[-1])))
-        t_rec = t_all
-        adapters = nn.ModuleList(nn.Conv2d(s.shape[1], t_all.out[j].shape[1], 1)
+        adapters = nn.ModuleList(nn.Conv2d(s.shape[1], t_rec.out[j].shape[1], 1)
                                  for s, j in zip(s_rec.out, pairs, strict=True))
 
     def extra_loss(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: ARG001
