@@ -53,6 +53,10 @@ def variants(steps: int) -> list[tuple[str, CompressConfig]]:
         v.append((f"prune {amount:.0%} unstructured", base.replace(prune=PruneConfig(amount))))
     for amount in (0.3, 0.5, 0.7):
         v.append((f"prune {amount:.0%} channels", base.replace(prune=PruneConfig(amount, structured=True))))
+    # the same pruning with a whole epoch (422 steps) of fine-tuning: how much the short budget costs
+    full = base.replace(max_steps_per_epoch=None)
+    v.append(("prune 50% unstructured, full epoch", full.replace(prune=PruneConfig(0.5))))
+    v.append(("prune 50% channels, full epoch", full.replace(prune=PruneConfig(0.5, structured=True))))
     return v
 
 

@@ -163,16 +163,21 @@ class WindowAttention(nn.Module):
         hp, wp = h + ph, w + pw
         if shift:
             y = torch.roll(y, (-shift, -shift), (1, 2))
-        nh, nw, L, d = hp // ws, wp // ws, ws * ws, c // self.num_heads
+        nh, nw, L = hp // ws, wp // ws, ws * ws
         win = y.reshape(n, nh, ws, nw, ws, c).transpose(2, 3).reshape(n * nh * nw, L, c)
-        q, k, v = self.qkv(win).reshape(-1, L, 3, self.num_heads, d).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(win)
+        # the heads' width is read off qkv's output: channel pruning may narrow the residual stream (this layer's
+        # input and output) while the heads keep theirs
+        inner = qkv.shape[-1] // 3
+        q, k, v = qkv.reshape(-1, L, 3, self.num_heads, inner // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = self._position_bias(ws).unsqueeze(0)  # 1 x heads x L x L, broadcast over windows
         if shift:
             mask = self._shift_mask(hp, wp, ws, shift, x.device).unsqueeze(1)  # windows x 1 x L x L
             bias = (bias + mask).repeat(n, 1, 1, 1)  # batch-major, as the windows are
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        out = self.proj(out.transpose(1, 2).reshape(-1, L, c))
-        y = out.reshape(n, nh, nw, ws, ws, c).transpose(2, 3).reshape(n, hp, wp, c)
+        out = self.proj(out.transpose(1, 2).reshape(-1, L, inner))
+        cout = out.shape[-1]
+        y = out.reshape(n, nh, nw, ws, ws, cout).transpose(2, 3).reshape(n, hp, wp, cout)
         if shift:
             y = torch.roll(y, (shift, shift), (1, 2))
         return y[:, :h, :w].permute(0, 3, 1, 2)

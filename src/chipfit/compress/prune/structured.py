@@ -1,121 +1,123 @@
 """Channel pruning that removes channels physically: smaller layers, fewer MACs on any chip.
 
-What is pruned: the hidden channels inside a block, between the layer that produces them and the layer that consumes
-them, with everything in between following (BatchNorm statistics, depthwise convs whose groups shrink with them):
-the MLP of every metaformer block (QuadraBlock, HorBlock, SwinBlock, ConvNeXt: pw1 -> GELU -> pw2, pw1 quadratic
-or not, all three branches of a quadratic pw1 pruned together) and MobileNetV2's expansion (expand 1x1 -> BN ->
-depthwise -> BN -> project). These channels never meet a residual add, so no cross-block dependency group is needed.
-Left unpruned: the residual stream of each stage (tied by the adds across all its blocks), the mixers' internals,
-ShuffleNetV2 (its channel shuffle and concatenation interleave the two branches).
+Which channels go together comes from :mod:`chipfit.compress.prune.depgraph`: every prunable group of the traced
+network, i.e. each stage's residual stream (across all its adds, norms, layer scales, the mixers' in/out layers and
+the layers that open and close the stage), each block's hidden MLP width (a quadratic pw1's three filters together),
+MobileNetV2's expansions with their depthwise convs, ShuffleNetV2's branch widths, head widths. How each layer is cut
+comes from the per-layer table in :mod:`chipfit.compress.prune.layers`.
 
-Importance of a hidden channel: the L2 norm of its producing filter (summed over quadratic branches) times the L2
-norm of its consuming column. ``amount`` removes that fraction of each block's hidden channels (at least one kept).
+Importance of a channel: the squared L2 norm of its weights in every layer it touches, each layer's norms divided by
+their mean so that no layer dominates, averaged over the layers. ``amount`` removes that fraction of every group's
+channels (lowest importance first, at least one kept).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from chipfit.layers import QuadraConv2d
-from chipfit.models.blocks import ConvNeXtBlock, InvertedResidual, MetaBlock
+from chipfit.compress.prune import layers as L
+from chipfit.compress.prune.depgraph import ChannelGroup, channel_groups
+
+PLAN_VERSION = 2
 
 
-def _groups(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Module], nn.Module]]:
-    """(block name, producer, in-between modules, consumer) for every prunable hidden width."""
-    out = []
-    for name, m in model.named_modules():
-        if isinstance(m, (MetaBlock, ConvNeXtBlock)):
-            out.append((name, m.pw1, [], m.pw2))
-        elif isinstance(m, InvertedResidual) and len(m.body) == 3:
-            (c1, b1, *_), (dw, b2, *_), (c3, *_) = m.body
-            out.append((name, c1, [b1, dw, b2], c3))
-    return out
-
-
-def _out_params(layer: nn.Module) -> list[str]:
-    return ["weight_a", "weight_b", "weight_c", "bias_a", "bias_b", "bias_c"] if isinstance(layer, QuadraConv2d) \
-        else ["weight", "bias"]
+def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor:
+    if example_input is not None:
+        return example_input[:1]
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "input_size"):
+        raise ValueError(f"{type(model).__name__}: channel pruning traces the network on an input; pass "
+                         "example_input (a tensor of the input's shape)")
+    return torch.zeros(1, cfg.in_chans, cfg.input_size, cfg.input_size)
 
 
 @torch.no_grad()
-def _importance(producer: nn.Module, consumer: nn.Module) -> torch.Tensor:
-    ws = [getattr(producer, n) for n in _out_params(producer) if n.startswith("weight")]
-    prod = sum(w.flatten(1).norm(dim=1) for w in ws)
-    return prod * consumer.weight.transpose(0, 1).flatten(1).norm(dim=1)
+def _scores(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
+    cache: dict[tuple[str, str], torch.Tensor | None] = {}
+    scores = []
+    for uses in group.classes:
+        vals = []
+        for layer, role, pos in uses:
+            if (layer, role) not in cache:
+                imp = L.importance(model.get_submodule(layer), role)
+                cache[layer, role] = None if imp is None else imp / imp.mean().clamp_min(1e-12)
+            if cache[layer, role] is not None:
+                vals.append(cache[layer, role][pos])
+        scores.append(torch.stack(vals).mean() if vals else torch.tensor(0.0))
+    return torch.stack(scores)
 
 
-def _take(module: nn.Module, name: str, keep: torch.Tensor, dim: int) -> None:
-    t = getattr(module, name, None)
-    if t is None:
-        return
-    new = t.detach().index_select(dim, keep).clone()
-    if isinstance(t, nn.Parameter):
-        setattr(module, name, nn.Parameter(new, requires_grad=t.requires_grad))
-    else:
-        setattr(module, name, new)
-
-
-def _shrink(producer: nn.Module, middles: list[nn.Module], consumer: nn.Module, keep: torch.Tensor) -> None:
-    k = len(keep)
-    for n in _out_params(producer):
-        _take(producer, n, keep, 0)
-    producer.out_channels = k
-    for m in middles:
-        if isinstance(m, nn.BatchNorm2d):
-            for n in ("weight", "bias", "running_mean", "running_var"):
-                _take(m, n, keep, 0)
-            m.num_features = k
-        elif isinstance(m, nn.Conv2d):  # depthwise: one filter per channel
-            if m.groups != m.in_channels:
-                raise ValueError(f"channel pruning expects a depthwise conv between the 1x1 convs, found {m}")
-            _take(m, "weight", keep, 0)
-            _take(m, "bias", keep, 0)
-            m.in_channels = m.out_channels = m.groups = k
-    _take(consumer, "weight", keep, 1)
-    consumer.in_channels = k
+def _remove(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, list[int]]) -> None:
+    """Cut every layer to the kept classes of every group."""
+    dropped: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for g in groups:
+        kept = set(keep[g.name])
+        for i, uses in enumerate(g.classes):
+            if i not in kept:
+                for layer, role, pos in uses:
+                    dropped[layer, role].add(pos)
+    for (layer, role), gone in dropped.items():
+        module = model.get_submodule(layer)
+        idx = torch.tensor([i for i in range(L.width(module, role)) if i not in gone], dtype=torch.long)
+        L.shrink(module, role, idx)
 
 
 def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor | None = None
                    ) -> tuple[nn.Module, dict[str, Any]]:
-    """Remove ``amount`` of each block's hidden channels (lowest importance first), in place.
+    """Remove ``amount`` of every channel group's channels (lowest importance first), in place.
 
-    Returns the model and the plan: block name -> kept channel count, which :func:`apply_plan` applies to a freshly
-    built network so that a pruned checkpoint loads. ``example_input`` (optional) is run before and after to check
-    the output shape is unchanged.
+    Args:
+        model: the network (float; fold BatchNorm first if it is to be folded).
+        amount: fraction of each group's channels removed, in [0, 1).
+        example_input: an input (its first sample is used to trace the network); networks of the zoo know their
+            input size and may omit it.
+
+    Returns:
+        The model and the plan (the kept channels of each group), which :func:`apply_plan` applies to a freshly built
+        network so that a pruned checkpoint loads.
     """
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"prune amount must lie in [0, 1), got {amount}")
-    groups = _groups(model)
+    x = _example(model, example_input)
+    groups = channel_groups(model, x)
     if not groups:
-        raise ValueError(f"{type(model).__name__}: no prunable hidden channels (channel pruning covers the MLPs of "
-                         "metaformer/ConvNeXt blocks and MobileNetV2's expansions); use unstructured pruning")
-    shape = None
-    if example_input is not None:
-        with torch.no_grad():
-            shape = model.eval()(example_input).shape
-    plan: dict[str, Any] = {}
-    for name, prod, mids, cons in groups:
-        imp = _importance(prod, cons)
-        k = max(1, int(round(len(imp) * (1 - amount))))
-        keep = imp.argsort(descending=True)[:k].sort().values
-        _shrink(prod, mids, cons, keep)
-        plan[name] = k
-    if example_input is not None:
-        with torch.no_grad():
-            after = model(example_input).shape
-        if after != shape:
-            raise AssertionError(f"channel pruning changed the output shape {tuple(shape)} -> {tuple(after)}")
-    return model, plan
+        raise ValueError(f"{type(model).__name__}: no channel can be removed (every channel is tied to the input, the "
+                         "output or an op channel pruning does not follow); use unstructured pruning")
+    was = model.training
+    with torch.no_grad():
+        before = model.eval()(x).shape
+    keep = {}
+    for g in groups:
+        k = max(1, int(round(len(g) * (1 - amount))))
+        keep[g.name] = sorted(_scores(model, g).argsort(descending=True)[:k].tolist())
+    _remove(model, groups, keep)
+    with torch.no_grad():
+        after = model(x).shape
+    model.train(was)
+    if after != before:
+        raise AssertionError(f"channel pruning changed the output shape {tuple(before)} -> {tuple(after)}")
+    return model, {"version": PLAN_VERSION, "input_shape": list(x.shape), "keep": keep}
 
 
 def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
-    """Shrink a freshly built network to a plan's widths (the weights are then loaded from the checkpoint)."""
-    groups = {name: (p, m, c) for name, p, m, c in _groups(model)}
-    for name, k in plan.items():
-        if name not in groups:
-            raise ValueError(f"pruning plan names block {name!r}, which this network does not have")
-        _shrink(*groups[name], torch.arange(int(k)))
+    """Cut a freshly built network to a plan's channels (the weights are then loaded from the checkpoint)."""
+    if not isinstance(plan, dict) or plan.get("version") != PLAN_VERSION:
+        raise ValueError("this pruning plan comes from an older chipfit (per-block widths); prune the network again "
+                         "with `chipfit compress --prune F --structured`")
+    groups = channel_groups(model, torch.zeros(plan["input_shape"]))
+    names = {g.name for g in groups}
+    missing = sorted(set(plan["keep"]) - names)
+    if missing or names - set(plan["keep"]):
+        raise ValueError(f"pruning plan does not fit this network (groups {', '.join(missing) or 'missing'} differ); "
+                         "was it made for another architecture?")
+    _remove(model, groups, plan["keep"])
     return model
+
+
+def group_widths(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, int]:
+    """Channels per prunable group, by name (what :func:`prune_channels` sees)."""
+    return {g.name: len(g) for g in channel_groups(model, _example(model, example_input))}
