@@ -46,11 +46,17 @@ def variants(steps: int) -> list[tuple[str, CompressConfig]]:
          ("int8 QAT per-channel", base.replace(quant=q("int8", per_channel=True), qat_epochs=1)),
          ("int4 weights PTQ", base.replace(quant=q("int4", per_channel=True))),
          ("int4 weights QAT", base.replace(quant=q("int4", per_channel=True), qat_epochs=1)),
+         ("int8 PTQ per-channel, asymmetric weights", base.replace(quant=q("int8", per_channel=True,
+                                                                           symmetric=False))),
+         ("int4 weights PTQ, asymmetric", base.replace(quant=q("int4", per_channel=True, symmetric=False))),
          ("binary weights PTQ", base.replace(quant=q("binary", per_channel=True))),
          ("binary weights QAT", base.replace(quant=q("binary", per_channel=True), qat_epochs=1)),
          ("fp16", base.replace(quant=q("fp16")))]
     for amount in (0.3, 0.5, 0.7):
         v.append((f"prune {amount:.0%} unstructured", base.replace(prune=PruneConfig(amount))))
+    for amount in (0.3, 0.5, 0.7):
+        v.append((f"prune {amount:.0%} unstructured, per layer", base.replace(prune=PruneConfig(amount,
+                                                                                                 scope="layer"))))
     for amount in (0.3, 0.5, 0.7):
         v.append((f"prune {amount:.0%} channels", base.replace(prune=PruneConfig(amount, structured=True))))
     # the same pruning with a whole epoch (422 steps) of fine-tuning: how much the short budget costs

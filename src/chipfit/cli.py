@@ -251,6 +251,8 @@ def compress(
     out: Annotated[Path, typer.Option(help="folder: compressed.pt, model.onnx, report.json")],
     quantize: Annotated[str | None, typer.Option(help="int8, int4 (weights; 8-bit activations), binary, fp16")] = None,
     per_channel: Annotated[bool, typer.Option("--per-channel", help="one weight scale per output channel")] = False,
+    asymmetric: Annotated[bool, typer.Option("--asymmetric", help="weights with a zero point (not for binary)")]
+    = False,
     calib: Annotated[int, typer.Option(min=1, help="training images to calibrate activation ranges")] = 512,
     calib_method: Annotated[str, typer.Option(help="minmax, percentile, mse or entropy")] = "minmax",
     quadratic: Annotated[str, typer.Option(help="quadratic layers: quantize the input only, the branches, or the "
@@ -259,6 +261,8 @@ def compress(
     prune: Annotated[float | None, typer.Option(help="fraction of weights (or channels with --structured) to remove")]
     = None,
     structured: Annotated[bool, typer.Option("--structured", help="remove whole channels")] = False,
+    prune_scope: Annotated[str, typer.Option(help="unstructured: one threshold for all layers (global) or the same "
+                                                  "fraction per layer (layer)")] = "global",
     finetune: Annotated[int, typer.Option(min=0, help="fine-tuning epochs after pruning / with distillation")] = 2,
     distill_from: Annotated[Path | None, typer.Option(help="teacher checkpoint or run folder")] = None,
     fold: Annotated[bool, typer.Option(help="fold BatchNorm into the preceding conv/linear")] = True,
@@ -286,9 +290,10 @@ def compress(
         fail(f"{out} already holds a compressed network (report.json): choose another --out")
     path = checkpoint / "best.pt" if checkpoint.is_dir() else checkpoint
     try:
-        q = QuantConfig.from_name(quantize, per_channel=per_channel, calibration=calib_method,
-                                  quadratic=quadratic) if quantize else None
-        cfg = CompressConfig(fold=fold, quant=q, prune=PruneConfig(prune, structured) if prune is not None else None,
+        q = QuantConfig.from_name(quantize, per_channel=per_channel, symmetric=not asymmetric,
+                                  calibration=calib_method, quadratic=quadratic) if quantize else None
+        pc = PruneConfig(prune, structured, scope=prune_scope) if prune is not None else None
+        cfg = CompressConfig(fold=fold, quant=q, prune=pc,
                              distill=DistillConfig(str(distill_from)) if distill_from else None,
                              finetune_epochs=finetune, qat_epochs=qat, calib_images=calib, lr=lr,
                              batch_size=batch_size, arch=arch, seed=seed)

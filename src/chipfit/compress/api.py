@@ -158,8 +158,10 @@ def _prune(model: nn.Module, config: CompressConfig, data: Any, input_shape) -> 
         after = sum(p.numel() for p in model.parameters())
         return model, plan, TrainHooks(), {"structured": True, "amount": pc.amount, "params_before": before,
                                            "params_after": after}
-    agp = P.AGPSchedule(model, pc.amount, fraction=pc.agp_fraction if config.finetune_epochs else 0.0)
-    return model, None, TrainHooks(after_step=agp.step), {"structured": False, "amount": pc.amount}
+    agp = P.AGPSchedule(model, pc.amount, fraction=pc.agp_fraction if config.finetune_epochs else 0.0,
+                        scope=pc.scope)
+    return model, None, TrainHooks(after_step=agp.step), {"structured": False, "amount": pc.amount,
+                                                          "scope": pc.scope}
 
 
 def _train(model: nn.Module, data: Any, config: CompressConfig, epochs: int, out: Path | None, resume: bool,

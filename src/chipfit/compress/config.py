@@ -17,13 +17,15 @@ PRESETS: dict[str, tuple[int, int | None]] = {"int8": (8, 8), "int4": (4, 8), "b
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Fake quantization with a straight-through estimator: symmetric weights (zero point 0, the form integer
-    kernels want), asymmetric activations (a zero point, so post-ReLU maps use the whole grid).
+    """Fake quantization with a straight-through estimator: symmetric weights by default (zero point 0, the form
+    integer kernels want) or asymmetric, asymmetric activations (a zero point, so post-ReLU maps use the whole grid).
 
     Attributes:
         weight_bits: 1 (binary with a per-tensor or per-channel scale) to 8; 16 with ``fp16`` means half precision.
         act_bits: bits of the activations entering every conv/linear layer (None: weights only).
         per_channel: one weight scale per output channel instead of one per tensor.
+        symmetric: symmetric weights (zero point 0); False gives each tensor or channel a zero point so that the
+            grid covers [min w, max w] (2 bits or more; binary is always symmetric).
         calibration: how activation ranges are chosen from calibration data: minmax, percentile, mse or entropy.
         percentile: the percentile for ``calibration="percentile"``.
         quadratic: what is quantized in a quadratic layer besides its input and weights: ``input`` (nothing
@@ -34,6 +36,7 @@ class QuantConfig:
     weight_bits: int = 8
     act_bits: int | None = 8
     per_channel: bool = False
+    symmetric: bool = True
     calibration: str = "minmax"
     percentile: float = 99.99
     quadratic: str = "product"
@@ -44,6 +47,8 @@ class QuantConfig:
             return
         if not isinstance(self.weight_bits, int) or not 1 <= self.weight_bits <= 8:
             raise ValueError(f"weight_bits must be an integer from 1 to 8 (or fp16), got {self.weight_bits!r}")
+        if not self.symmetric and self.weight_bits == 1:
+            raise ValueError("binary weights are symmetric (sign x scale); asymmetric weights need 2 bits or more")
         if self.act_bits is not None and (not isinstance(self.act_bits, int) or not 2 <= self.act_bits <= 16):
             raise ValueError(f"act_bits must be an integer from 2 to 16 or None, got {self.act_bits!r}")
         if self.calibration not in CALIBRATIONS:
@@ -80,17 +85,22 @@ class PruneConfig:
             branches) instead of zeroing single weights.
         agp_fraction: unstructured only: the sparsity rises along the AGP cubic schedule (Zhu & Gupta 2017) over
             this fraction of the fine-tuning steps, then stays; 0 prunes at once.
+        scope: unstructured only: ``global`` (one magnitude threshold for all prunable weights) or ``layer`` (the
+            same fraction of every tensor).
     """
 
     amount: float = 0.5
     structured: bool = False
     agp_fraction: float = 0.5
+    scope: str = "global"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
             raise ValueError(f"prune amount must lie in [0, 1), got {self.amount}")
         if not 0.0 <= self.agp_fraction <= 1.0:
             raise ValueError(f"agp_fraction must lie in [0, 1], got {self.agp_fraction}")
+        if self.scope not in ("global", "layer"):
+            raise ValueError(f"pruning scope must be global or layer, got {self.scope!r}")
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,19 @@ def test_magnitude_pruning_reaches_its_sparsity_and_keeps_the_largest(amount):
     first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
     assert (first.weight != 0).all()  # the first layer is never pruned
     prune_magnitude([("w", torch.tensor([3.0, -1.0, 2.0, 0.5]))], 0.5)  # runs on a bare tensor list too
+
+
+def test_global_scope_uses_one_threshold():
+    small, big = torch.tensor([1.0, -2.0, 3.0, 4.0]), torch.tensor([[10.0, -20.0]])
+    prune_magnitude([("a", small), ("b", big)], 0.5, scope="global")  # the three smallest of six go
+    assert small.tolist() == [0.0, 0.0, 0.0, 4.0] and big.tolist() == [[10.0, -20.0]]
+    small, big = torch.tensor([1.0, -2.0, 3.0, 4.0]), torch.tensor([[10.0, -20.0]])
+    prune_magnitude([("a", small), ("b", big)], 0.5, scope="layer")
+    assert small.tolist() == [0.0, 0.0, 3.0, 4.0] and big.tolist() == [[0.0, -20.0]]
+    with pytest.raises(ValueError, match="scope"):
+        prune_magnitude([("a", small)], 0.5, scope="net")
+    net = create_model("mobilenetv2_s28", num_classes=10, in_chans=1)
+    AGPSchedule(net, 0.6, fraction=0.0, scope="global").step(1, 1)
+    s = sparsity(net)
+    assert s["total"] == pytest.approx(0.6, abs=0.01)
+    assert max(v for k, v in s.items() if k != "total") - min(s.values()) > 0.1  # layers differ under one threshold

