@@ -184,6 +184,8 @@ def simulate(
     chips: Annotated[int, typer.Option(help="split the network over K chips as a layer pipeline")] = 1,
     sparsity: Annotated[str | None, typer.Option(help="weight sparsity: N:M (2:4) or the zero fraction (0.5)")] = None,
     input: Annotated[str | None, typer.Option("--input", help="input shape, e.g. 1x3x224x224")] = None,
+    fuse: Annotated[bool, typer.Option("--fuse", help="run each conv/linear with its BN, activation and "
+                                                      "element-wise followers as one layer")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="write per-layer records and totals as JSON")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="write one row per layer")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG of compute and stall cycles per layer")] = None,
@@ -200,7 +202,7 @@ def simulate(
         fail("--batch and --chips must be at least 1")
     try:
         res = run_simulate(model, arch, dataflow=dataflow, batch=batch, bits=bits, chips=chips, sparsity=sparsity,
-                           input_shape=input, weight_bits=weight_bits)
+                           input_shape=input, weight_bits=weight_bits, fuse=fuse)
     except (ValueError, CaptureError, OnnxError, FileNotFoundError) as e:
         fail(str(e))
     a = res.arch

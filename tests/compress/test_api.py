@@ -53,6 +53,9 @@ def test_compress_end_to_end_writes_files_and_rebuilds(tmp_path):
     rep = json.loads((tmp_path / "report.json").read_text())
     for part in ("baseline", "compressed"):
         assert {"accuracy", "size_bytes", "macs", "latency_s", "energy_j"} <= set(rep[part])
+        # deployment fuses BN/activations/adds into their convs: less DRAM traffic, never slower
+        assert rep[part]["latency_fused_s"] <= rep[part]["latency_s"]
+        assert rep[part]["energy_fused_j"] < rep[part]["energy_j"]
         assert 0.0 <= rep[part]["accuracy"] <= 1.0
     assert rep["compressed"]["size_bytes"] < rep["baseline"]["size_bytes"] / 4  # int8 and half the weights zero
     assert [s["step"] for s in rep["steps"]] == ["baseline", "fold", "prune", "finetune", "calibrate"]

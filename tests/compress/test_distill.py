@@ -48,3 +48,5 @@ def test_hooks_train_the_student_and_adapters(feature_weight):
     assert all(torch.equal(a, b) for a, b in zip(t_before, teacher.parameters(), strict=True))  # teacher frozen
     if before is not None:
         assert any(not torch.equal(a, b) for a, b in zip(before, hooks.modules.parameters(), strict=True))
+    hooks.close()  # the recorders come off both networks
+    assert all(not s._forward_hooks for net in (student, teacher) for s in net.stages)

@@ -14,7 +14,11 @@ What is measured, for the network before (``baseline``) and after (``compressed`
                   architecture skips them (``dense_macs``: all of them)
     latency_s, energy_j
                   ``chipfit simulate`` of the physical network on ``arch`` (default ``edge-npu``) at the network's bit
-                  widths; float runs as 32-bit data on the array (several passes on an 8-bit array)
+                  widths; float runs as 32-bit data on the array (several passes on an 8-bit array); every layer
+                  by itself, each map written to and read back from DRAM
+    latency_fused_s, energy_fused_j
+                  the same with each conv/linear and its BatchNorm, activation and element-wise followers run as one
+                  layer (``simulate(fuse=True)``), as a deployment compiler runs them: what a chip would see
     ort_latency_s measured: median of ONNX Runtime CPU runs of the exported file, batch 1 (this CPU has no fast int8
                   path on every machine: int8 need not be faster here; the chip model is where low precision pays)
 """
@@ -110,10 +114,15 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
 
         teacher = load_teacher(config.distill.teacher)
         dh = distill_hooks(model, teacher, config.distill, torch.zeros(input_shape))
-        hooks = TrainHooks(extra_loss=dh.extra_loss, after_step=hooks.after_step, modules=dh.modules)
+        hooks = TrainHooks(extra_loss=dh.extra_loss, after_step=hooks.after_step, modules=dh.modules,
+                           close=dh.close)
     if (config.prune is not None or config.distill is not None) and config.finetune_epochs:
-        _train(model, data, config, config.finetune_epochs, out / "finetune" if out else None, resume, progress,
-               hooks, model_name)
+        try:
+            _train(model, data, config, config.finetune_epochs, out / "finetune" if out else None, resume,
+                   progress, hooks, model_name)
+        finally:
+            if hooks.close is not None:  # the distillation recorders come off the student and the teacher
+                hooks.close()
         if hooks.after_step is not None:  # the pruning schedule's end: weights at the final sparsity
             hooks.after_step(1, 1)
         steps.append({"step": "finetune", "epochs": config.finetune_epochs, "accuracy": _acc(model, data)})
@@ -218,11 +227,13 @@ def measure(model: nn.Module, config: CompressConfig, data: Any, input_shape, qu
             sparsity = round(1 - density, 4)
         else:
             note = f"{arch.name} does not skip unstructured zeros: simulated dense"
-    sim = simulate(prof, arch, bits=bits if bits in (4, 8, 16, 32) else 8, weight_bits=wbits, sparsity=sparsity)
-    tot = sim.total
+    sim_bits = bits if bits in (4, 8, 16, 32) else 8
+    tot = simulate(prof, arch, bits=sim_bits, weight_bits=wbits, sparsity=sparsity).total
+    fused = simulate(prof, arch, bits=sim_bits, weight_bits=wbits, sparsity=sparsity, fuse=True).total
     res = {"accuracy": _acc(model, data), "size_bytes": size_bytes(phys, quant), "params": prof.total.params,
            "dense_macs": prof.total.macs, "macs": tot["macs"] if sparsity else prof.total.macs,
            "weight_sparsity": 1 - density, "latency_s": tot["time_s"], "energy_j": tot["energy_j"],
+           "latency_fused_s": fused["time_s"], "energy_fused_j": fused["energy_j"],
            "arch": arch.name, "bits": bits, "weight_bits": wbits}
     if note:
         res["note"] = note

@@ -50,10 +50,16 @@ def _stages(model: nn.Module) -> list[nn.Module]:
 
 
 class _Recorder:
+    """Keeps the last output of each module; ``remove()`` takes its hooks off the network again."""
+
     def __init__(self, modules: list[nn.Module]):
         self.out: list[torch.Tensor | None] = [None] * len(modules)
-        for i, m in enumerate(modules):
-            m.register_forward_hook(self._hook(i))
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles, self.out = [], [None] * len(self.out)
 
     def _hook(self, i: int):
         def hook(_m, _inp, out):
@@ -70,9 +76,11 @@ def distill_hooks(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
     """Hooks for ``chipfit.train.fit`` that add the distillation terms of ``cfg``."""
     teacher.eval()
     adapters = None
+    recorders: list[_Recorder] = []
     if cfg.feature_weight > 0:
         s_stages, t_stages = _stages(student), _stages(teacher)
         s_rec, t_rec = _Recorder(s_stages), _Recorder(t_stages)
+        recorders = [s_rec, t_rec]
         with torch.no_grad():
             was = student.training
             student.eval()
@@ -103,4 +111,8 @@ def distill_hooks(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
             loss = loss + cfg.feature_weight * torch.stack(feats).mean()
         return loss
 
-    return TrainHooks(extra_loss=extra_loss, modules=adapters)
+    def close() -> None:
+        for r in recorders:
+            r.remove()
+
+    return TrainHooks(extra_loss=extra_loss, modules=adapters, close=close)

@@ -7,8 +7,13 @@ so f_a's weights and bias and f_c's weights are scaled by s, and f_c's bias beco
 
 A pair is folded only where the data flow is certain: a conv/linear followed directly by a BatchNorm inside an
 ``nn.Sequential`` (the conv's output is the BN's only input). The BN becomes ``nn.Identity``, in place, so the
-network keeps its class and ``config``. Activation fusion is left to the runtime (ONNX Runtime fuses Conv + ReLU/Clip
-when it loads the file) and to chipfit's cost model (``chipfit.cost.fusion``); nothing is rewritten for it here.
+network keeps its class and ``config``.
+
+Activations are fused for deployment where the deployment happens, not by rewriting the network: on the chip model,
+``simulate(fuse=True)`` (``chipfit simulate --fuse``; the ``*_fused_*`` figures of a compression report) runs each
+conv/linear with its activation and element-wise followers as one layer (the chains of ``chipfit.cost.fusion``); in
+the exported file ONNX Runtime fuses Conv + Relu/Clip when it loads it. The fake-quant model already quantizes after
+the activation (each quantizer sits on the input of the next conv/linear), which is the fused form's numerics.
 """
 
 from __future__ import annotations

@@ -146,11 +146,14 @@ class TrainHooks:
         after_step: ``(step, total_steps) -> None`` after every optimiser step (pruning masks and schedules).
         modules: extra trainable modules (distillation adapters): their parameters join the optimiser and their
             state the checkpoint, so a resumed run continues them too.
+        close: ``() -> None`` that takes whatever the hooks attached off the networks; the caller runs it once
+            training is over (``fit`` does not, so that the hooks may serve several runs).
     """
 
     extra_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     after_step: Callable[[int, int], None] | None = None
     modules: nn.Module | None = None
+    close: Callable[[], None] | None = None
 
 
 def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig(),

@@ -8,6 +8,13 @@ From a profile there is one layer per graph node (views skipped), except that th
 graph shows as three convolutions of one input plus a product and a sum (``conv_a(x) * conv_b(x) + conv_c(x)``), is
 recognised and reported as one ``quadconv`` layer. Attention is two batched GEMMs and a softmax.
 
+With ``fuse=True`` the layers are those a deployment compiler runs: the op chains of :mod:`chipfit.cost.fusion` (a
+conv or linear, then its BatchNorm, activations and element-wise ops such as a residual add or a layer-scale
+multiply) become the array layer alone, its followers applied by the vector unit to the output as it leaves the
+array: their operations stay (``fused_ops``) but their intermediate maps never travel to memory; only what they read
+from elsewhere (the residual's other operand, a scale) does (``fused_reads``). A BatchNorm right after its conv is
+folded into the weights and disappears.
+
 SCALE-Sim topology CSVs (conv: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
 Num Filter, Strides,`` with an optional N:M sparsity column; GEMM: ``Layer, M, N, K,``; a trailing comma on every row)
 keep SCALE-Sim's conventions: no padding (inputs come pre-padded), the output size ceil((H - R + s) / s), and a layer
@@ -47,6 +54,8 @@ class SimLayer:
         vector_ops: arithmetic operations of a vector-unit layer.
         in_elems, out_elems: elements a vector-unit layer reads and writes.
         weight_elems: weight elements a vector-unit layer reads (norm scale/shift).
+        fused_ops, fused_reads, fused: an array layer's fused followers (``fuse=True``): their vector operations,
+            the elements they read from memory besides the layer's own output, and their names.
         sparsity: a per-layer N:M ratio from a topology CSV (``"2:4"``), else ``None``.
         module_type: class of the module it came from.
         note: why a layer was mapped as it was (unsupported op, transposed conv, ...).
@@ -74,6 +83,9 @@ class SimLayer:
     in_elems: int = 0
     out_elems: int = 0
     weight_elems: int = 0
+    fused_ops: int = 0
+    fused_reads: int = 0
+    fused: tuple[str, ...] = ()
     sparsity: str | None = None
     module_type: str = ""
     note: str = ""
@@ -101,11 +113,12 @@ class SimLayer:
         return g * m * k * n
 
     def with_batch(self, batch: int) -> SimLayer:
+        b = max(self.batch, 1)
         if not self.on_array:
-            return replace(self, batch=batch, in_elems=self.in_elems * batch // max(self.batch, 1),
-                           out_elems=self.out_elems * batch // max(self.batch, 1),
-                           vector_ops=self.vector_ops * batch // max(self.batch, 1))
-        return replace(self, batch=batch)
+            return replace(self, batch=batch, in_elems=self.in_elems * batch // b,
+                           out_elems=self.out_elems * batch // b, vector_ops=self.vector_ops * batch // b)
+        return replace(self, batch=batch, fused_ops=self.fused_ops * batch // b,
+                       fused_reads=self.fused_reads * batch // b)
 
 
 # --- from a profile -----------------------------------------------------------------------------------------------
@@ -217,28 +230,58 @@ def _quadconv_groups(nodes: list[OpNode], views: list[OpNode]) -> dict[int, tupl
     return found
 
 
-def layers_from_profile(prof: Profile) -> list[SimLayer]:
-    """One :class:`SimLayer` per op of the profile's graph (views skipped), quadratic convolutions merged."""
+def layers_from_profile(prof: Profile, fuse: bool = False) -> list[SimLayer]:
+    """One :class:`SimLayer` per op of the profile's graph (views skipped), quadratic convolutions merged; with
+    ``fuse`` the followers of each conv/linear folded into it (see the module docstring)."""
     nodes = [n for n in prof.graph.nodes if n.op_type != "view"]
     quad = _quadconv_groups(nodes, [n for n in prof.graph.nodes if n.op_type == "view"])
     skip = {i for members, _ in quad.values() for i in members}
     out: list[SimLayer] = []
+    at: dict[int, int] = {}  # node idx -> position of its (last) layer in ``out``
     for node in nodes:
         if node.idx in quad:
             layer = _conv_layer(node, "quadconv", name=f"{node.module or '<root>'}:quadconv")
             if quad[node.idx][1] == 3:  # one convolution holding the three branches
                 layer = replace(layer, num_filters=layer.num_filters // 3)
             out.append(layer)
+        elif node.idx in skip:
             continue
-        if node.idx in skip:
-            continue
-        if node.kind == "conv":
+        elif node.kind == "conv":
             out.append(_conv_layer(node))
         elif node.kind in ("linear", "matmul", "attention"):
             out.extend(_gemm_layers(node))
         else:
             out.append(_vector_layer(node))
-    return out
+        at[node.idx] = len(out) - 1
+    return _fuse(out, at, prof, skip) if fuse else out
+
+
+def _fuse(layers: list[SimLayer], at: dict[int, int], prof: Profile, skip: set[int]) -> list[SimLayer]:
+    from chipfit.cost.fusion import fusion_groups
+
+    gone: set[int] = set()
+    for group in fusion_groups(prof.graph):
+        head = at.get(group[0])
+        if head is None or not layers[head].on_array:
+            continue
+        ops = reads = 0
+        names: list[str] = []
+        for idx in group[1:]:
+            pos = at.get(idx)
+            if idx in skip or pos is None or layers[pos].on_array:
+                continue  # a quadratic conv's own product and sum are already part of its layer
+            f = layers[pos]
+            gone.add(pos)
+            names.append(f.name)
+            if f.kind == "norm" and len(names) == 1:  # BatchNorm after its conv: folded into the weights
+                continue
+            ops += f.vector_ops
+            reads += max(f.in_elems - f.out_elems, 0) + f.weight_elems  # what the running map does not supply
+        if names:
+            h = layers[head]
+            layers[head] = replace(h, fused_ops=h.fused_ops + ops, fused_reads=h.fused_reads + reads,
+                                   fused=h.fused + tuple(names))
+    return [x for i, x in enumerate(layers) if i not in gone]
 
 
 # --- from a SCALE-Sim topology CSV -------------------------------------------------------------------------------

@@ -200,10 +200,15 @@ def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity
     sram_w = (t.ifmap_dram_reads * wb + t.filter_dram_reads * wbytes + t.psum_dram_reads * psum_b
               + t.ofmap_sram_writes * wb)
     compute = mp.cycles
-    vec_ops = 0
+    vec_ops = layer.fused_ops  # fused followers run on the vector unit as the output leaves the array
     if layer.kind == "quadconv":  # conv_a * conv_b + conv_c on the vector unit, after the array
-        vec_ops = int(2 * out_elems)
+        vec_ops += int(2 * out_elems)
+    if vec_ops:
         compute += math.ceil(vec_ops / arch.vector_lanes)
+    if layer.fused_reads:  # a residual's other operand, a layer scale: read from DRAM through the SRAM
+        dram_r += layer.fused_reads * wb
+        sram_r += layer.fused_reads * wb
+        sram_w += layer.fused_reads * wb
     macs = mp.groups * mp.m * mp.k * mp.n
     stall = _stall(compute, dram_r + dram_w, t.fill_words * wb, arch)
     dtype = BIT_DTYPES[mac_bits]
@@ -217,6 +222,8 @@ def _array_layer(layer: SimLayer, arch: Arch, dataflow: str, bits: int, sparsity
                    "width_passes": mp.passes, "packed_groups": mp.packed})
     if sp is not None:
         detail["sparsity"] = sp.label()
+    if layer.fused:
+        detail["fused"] = list(layer.fused)
     return LayerResult(layer.name, layer.kind, compute, stall, total, util, macs, dram_r, dram_w, sram_r, sram_w,
                        energy, output_bytes=out_elems * wb, dataflow=dataflow, folds=mp.folds, detail=detail,
                        note=note)
@@ -249,11 +256,11 @@ def _stall(compute: int, dram_bytes: float, fill_bytes: float, arch: Arch) -> in
 # --- the network --------------------------------------------------------------------------------------------------
 
 
-def _resolve(model_or_profile: Any, input_shape: Any) -> tuple[list[SimLayer], str]:
+def _resolve(model_or_profile: Any, input_shape: Any, fuse: bool) -> tuple[list[SimLayer], str]:
     # a Profile's module is loaded when one exists; checking this way keeps a CSV run free of torch
     profile_cls = getattr(sys.modules.get("chipfit.cost.profile"), "Profile", None)
     if profile_cls is not None and isinstance(model_or_profile, profile_cls):
-        return layers_from_profile(model_or_profile), model_or_profile.model_name
+        return layers_from_profile(model_or_profile, fuse), model_or_profile.model_name
     if isinstance(model_or_profile, (str, Path)) and str(model_or_profile).lower().endswith(".csv"):
         path = Path(model_or_profile)
         if not path.is_file():
@@ -266,12 +273,13 @@ def _resolve(model_or_profile: Any, input_shape: Any) -> tuple[list[SimLayer], s
     from chipfit.api import profile
 
     prof = profile(model_or_profile, input_shape=input_shape)
-    return layers_from_profile(prof), prof.model_name
+    return layers_from_profile(prof, fuse), prof.model_name
 
 
 def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | None = None, batch: int = 1,
              bits: int = 8, chips: int = 1, sparsity: str | float | None = None,
-             input_shape: Sequence[int] | str | None = None, weight_bits: int | None = None) -> SimResult:
+             input_shape: Sequence[int] | str | None = None, weight_bits: int | None = None,
+             fuse: bool = False) -> SimResult:
     """Simulate a network on a systolic-array accelerator.
 
     Args:
@@ -288,6 +296,8 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         input_shape: input shape for a model that does not define one.
         weight_bits: width of the weights where it differs from ``bits`` (1, 2, 4, 8, 16 or 32): it sets their
             bytes in SRAM and DRAM; multiplies still run at the wider of the two widths.
+        fuse: run each conv/linear with its BatchNorm, activations and element-wise followers as one layer, as a
+            deployment compiler does (models and profiles only; topology CSVs and layer lists are taken as given).
 
     Raises:
         ValueError: bad arguments, unreadable files, a sparsity the architecture does not exploit, or a layer that
@@ -308,7 +318,7 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         have = ", ".join(arch.sparsity) or "none"
         raise ValueError(f"{arch.name} does not exploit {sp.kind} sparsity (it supports: {have}); pick an "
                          "architecture that does (edge-npu: N:M, eyeriss-like: unstructured) or drop --sparsity")
-    layers, name = _resolve(model_or_profile, input_shape)
+    layers, name = _resolve(model_or_profile, input_shape, fuse)
     notes = []
     results = []
     for layer in layers:
