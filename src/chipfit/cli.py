@@ -255,6 +255,8 @@ def compress(
     per_channel: Annotated[bool, typer.Option("--per-channel", help="one weight scale per output channel")] = False,
     asymmetric: Annotated[bool, typer.Option("--asymmetric", help="weights with a zero point (not for binary)")]
     = False,
+    keep_8bit: Annotated[str, typer.Option(help="below 8 bits, layers that keep 8-bit weights: none, edges (first "
+                                                "conv, classifier) or edges+depthwise")] = "none",
     calib: Annotated[int, typer.Option(min=1, help="training images to calibrate activation ranges")] = 512,
     calib_method: Annotated[str, typer.Option(help="minmax, percentile, mse or entropy")] = "minmax",
     quadratic: Annotated[str, typer.Option(help="quadratic layers: quantize the input only, the branches, or the "
@@ -293,7 +295,8 @@ def compress(
     path = checkpoint / "best.pt" if checkpoint.is_dir() else checkpoint
     try:
         q = QuantConfig.from_name(quantize, per_channel=per_channel, symmetric=not asymmetric,
-                                  calibration=calib_method, quadratic=quadratic) if quantize else None
+                                  calibration=calib_method, quadratic=quadratic, keep_8bit=keep_8bit) \
+            if quantize else None
         pc = PruneConfig(prune, structured, scope=prune_scope) if prune is not None else None
         cfg = CompressConfig(fold=fold, quant=q, prune=pc,
                              distill=DistillConfig(str(distill_from)) if distill_from else None,

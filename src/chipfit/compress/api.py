@@ -217,8 +217,13 @@ def measure(model: nn.Module, config: CompressConfig, data: Any, input_shape, qu
     zeros, weights = _weight_sparsity(phys)
     density = 1 - zeros / weights if weights else 1.0
     bits, wbits = 32, 32
+    layer_bits: dict[str, int] = {}
     if quant is not None:
         bits, wbits = (16, 16) if quant.fp16 else (quant.act_bits or 32, quant.weight_bits)
+        from chipfit.compress.quant import quant_bits
+
+        # mixed precision (keep_8bit): the layers that differ from the network's weight width
+        layer_bits = {n: w for n, (w, _) in quant_bits(model).items() if w != wbits}
     arch = load_arch(config.arch)
     sparsity = None
     note = ""
@@ -228,9 +233,11 @@ def measure(model: nn.Module, config: CompressConfig, data: Any, input_shape, qu
         else:
             note = f"{arch.name} does not skip unstructured zeros: simulated dense"
     sim_bits = bits if bits in (4, 8, 16, 32) else 8
-    tot = simulate(prof, arch, bits=sim_bits, weight_bits=wbits, sparsity=sparsity).total
-    fused = simulate(prof, arch, bits=sim_bits, weight_bits=wbits, sparsity=sparsity, fuse=True).total
-    res = {"accuracy": _acc(model, data), "size_bytes": size_bytes(phys, quant), "params": prof.total.params,
+    kw = {"bits": sim_bits, "weight_bits": wbits, "sparsity": sparsity, "layer_weight_bits": layer_bits}
+    tot = simulate(prof, arch, **kw).total
+    fused = simulate(prof, arch, **kw, fuse=True).total
+    res = {"accuracy": _acc(model, data), "size_bytes": size_bytes(phys, quant, layer_bits),
+           "params": prof.total.params,
            "dense_macs": prof.total.macs, "macs": tot["macs"] if sparsity else prof.total.macs,
            "weight_sparsity": 1 - density, "latency_s": tot["time_s"], "energy_j": tot["energy_j"],
            "latency_fused_s": fused["time_s"], "energy_fused_j": fused["energy_j"],
@@ -258,14 +265,16 @@ def _weight_sparsity(model: nn.Module) -> tuple[int, int]:
     return zeros, total
 
 
-def size_bytes(model: nn.Module, quant=None) -> int:
-    """Parameter storage in bytes (the convention in the module docstring)."""
+def size_bytes(model: nn.Module, quant=None, layer_bits: dict[str, int] | None = None) -> int:
+    """Parameter storage in bytes (the convention in the module docstring); ``layer_bits`` gives single layers (by
+    module name) another weight width."""
     wbits = 32 if quant is None else (16 if quant.fp16 else quant.weight_bits)
     other = 2 if quant is not None and quant.fp16 else 4
-    weights = {id(p) for _, _, _, p in _weighted(model)}
+    weights = {id(p): (layer_bits or {}).get(mn, wbits) for mn, _, _, p in _weighted(model)}
     total = 0.0
     for p in model.parameters():
         if id(p) in weights:
+            wbits = weights[id(p)]
             dense = p.numel() * wbits / 8
             nnz = int((p != 0).sum())
             total += min(dense, nnz * (wbits + INDEX_BITS) / 8)

@@ -11,6 +11,7 @@ from typing import Any
 
 CALIBRATIONS = ("minmax", "percentile", "mse", "entropy")
 QUADRATIC_MODES = ("input", "branches", "product")
+KEEP_8BIT = ("none", "edges", "edges+depthwise")
 # --quantize names: weight bits, activation bits (None: float activations); fp16 is its own path
 PRESETS: dict[str, tuple[int, int | None]] = {"int8": (8, 8), "int4": (4, 8), "binary": (1, 8)}
 
@@ -30,6 +31,9 @@ class QuantConfig:
         percentile: the percentile for ``calibration="percentile"``.
         quadratic: what is quantized in a quadratic layer besides its input and weights: ``input`` (nothing
             more), ``branches`` (f_a(x) and f_b(x) too) or ``product`` (the branches and f_a(x) * f_b(x)).
+        keep_8bit: layers whose weights stay at 8 bits when ``weight_bits`` is lower: ``none``, ``edges`` (the first
+            conv and the classifier, as binary networks keep them since XNOR-Net) or ``edges+depthwise`` (also
+            every depthwise conv, whose k x k filters have too few weights to share a 1- to 4-bit grid).
         fp16: cast weights and activations to float16 instead (no calibration needed).
     """
 
@@ -40,6 +44,7 @@ class QuantConfig:
     calibration: str = "minmax"
     percentile: float = 99.99
     quadratic: str = "product"
+    keep_8bit: str = "none"
     fp16: bool = False
 
     def __post_init__(self) -> None:
@@ -55,6 +60,8 @@ class QuantConfig:
             raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
         if not 50.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile must lie in (50, 100], got {self.percentile}")
+        if self.keep_8bit not in KEEP_8BIT:
+            raise ValueError(f"keep_8bit must be one of {', '.join(KEEP_8BIT)}, got {self.keep_8bit!r}")
         if self.quadratic not in QUADRATIC_MODES:
             raise ValueError(f"quadratic must be one of {', '.join(QUADRATIC_MODES)}, got {self.quadratic!r}")
 

@@ -42,6 +42,22 @@ def test_swaps_every_weighted_layer_of_a_zoo_network():
         quantize(nn.Sequential(nn.ReLU()), QuantConfig())
 
 
+@pytest.mark.parametrize(("keep", "eight"), [("none", []), ("edges", ["0", "8"]), ("edges+depthwise", ["0", "2", "8"])])
+def test_keep_8bit_picks_first_last_and_depthwise(keep, eight):
+    m = quantize(_small(), QuantConfig.from_name("binary", per_channel=True, keep_8bit=keep))
+    bits = {name: w for name, (w, _) in quant_bits(m).items()}
+    assert bits == {n: 8 if n in eight else 1 for n in ("0", "2", "4", "8")}
+    from chipfit.compress.api import size_bytes
+
+    phys = _small()  # the same names as the wrappers: stored size follows each layer's width
+    w = {n: sum(p.numel() for p in phys.get_submodule(n).parameters() if p.ndim >= 2) for n in bits}
+    other = sum(p.numel() for p in phys.parameters() if p.ndim < 2) * 4
+    assert size_bytes(phys, QuantConfig.from_name("binary"), {n: 8 for n in eight}) == sum(
+        w[n] * (8 if n in eight else 1) / 8 for n in w) + other
+    with pytest.raises(ValueError, match="keep_8bit"):
+        QuantConfig(keep_8bit="first")
+
+
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_int8_close_to_float_and_lower_bits_further(per_channel):
     x = torch.randn(32, 1, 8, 8)

@@ -123,6 +123,20 @@ def test_narrow_weights_shrink_weight_bytes_only(wbits):
         simulate(NET, "edge-npu", weight_bits=3)
 
 
+def test_layer_weight_bits_override_single_layers():
+    """A binary network whose first conv and classifier keep 8-bit weights: only their weight bytes change."""
+    binary = simulate("quadranet_s28", "edge-npu", weight_bits=1)
+    mixed = simulate("quadranet_s28", "edge-npu", weight_bits=1, layer_weight_bits={"stem.0": 8, "head.fc": 8})
+    changed = {a.name: b.dram_read_bytes - a.dram_read_bytes for a, b in zip(binary.layers, mixed.layers,
+                                                                                strict=True)
+               if a.dram_read_bytes != b.dram_read_bytes}
+    assert set(changed) == {"stem.0:conv", "head.fc:linear"}
+    assert changed["stem.0:conv"] == pytest.approx(24 * 1 * 2 * 2 * 7 / 8)  # 96 weights, 7 more bits each
+    assert changed["head.fc:linear"] == pytest.approx(192 * 10 * 7 / 8)
+    with pytest.raises(ValueError, match="weight_bits must be one of"):
+        simulate("quadranet_s28", "edge-npu", layer_weight_bits={"stem.0": 3})
+
+
 def test_layer_that_fits_no_buffer_is_named():
     arch = dataclasses.replace(load_arch("tpu-v1-like"), filter_sram_bytes=16 * 1024)
     with pytest.raises(LayerFitsNoBufferError, match=r"layer 'big' fits no buffer: one ws fold keeps 256 x 256 "

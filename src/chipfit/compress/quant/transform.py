@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import torch
 import torch.nn as nn
@@ -17,19 +18,27 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
     :func:`calibrate`."""
     if isinstance(model, tuple(WRAPPERS)):
         raise ValueError("quantize() takes a network holding layers, not a single layer: wrap it in nn.Sequential")
-    count = 0
+    sites = []
     for parent in list(model.modules()):
         if isinstance(parent, (_QBase, Fp16)):
             continue
         for name, child in list(parent.named_children()):
             wrapper = next((w for base, w in WRAPPERS.items() if isinstance(child, base)), None)
-            if wrapper is None or isinstance(child, (_QBase, Fp16)):
-                continue
-            parent._modules[name] = Fp16(child) if cfg.fp16 else wrapper(child, cfg)
-            count += 1
-    if count == 0:
+            if wrapper is not None and not isinstance(child, (_QBase, Fp16)):
+                sites.append((parent, name, child, wrapper))
+    if not sites:
         raise ValueError("nothing to quantize: the network has no Conv2d, Linear or quadratic layers")
+    wide = replace(cfg, weight_bits=8) if cfg.weight_bits < 8 else cfg
+    for i, (parent, name, child, wrapper) in enumerate(sites):
+        keep = cfg.keep_8bit != "none" and (i in (0, len(sites) - 1) or (
+            cfg.keep_8bit == "edges+depthwise" and _depthwise(child)))
+        parent._modules[name] = Fp16(child) if cfg.fp16 else wrapper(child, wide if keep else cfg)
     return model
+
+
+def _depthwise(layer: nn.Module) -> bool:
+    g = getattr(layer, "groups", 1)
+    return g > 1 and getattr(layer, "in_channels", 0) == g
 
 
 @torch.no_grad()

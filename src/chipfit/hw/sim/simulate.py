@@ -279,7 +279,7 @@ def _resolve(model_or_profile: Any, input_shape: Any, fuse: bool) -> tuple[list[
 def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | None = None, batch: int = 1,
              bits: int = 8, chips: int = 1, sparsity: str | float | None = None,
              input_shape: Sequence[int] | str | None = None, weight_bits: int | None = None,
-             fuse: bool = False) -> SimResult:
+             fuse: bool = False, layer_weight_bits: dict[str, int] | None = None) -> SimResult:
     """Simulate a network on a systolic-array accelerator.
 
     Args:
@@ -296,6 +296,9 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         input_shape: input shape for a model that does not define one.
         weight_bits: width of the weights where it differs from ``bits`` (1, 2, 4, 8, 16 or 32): it sets their
             bytes in SRAM and DRAM; multiplies still run at the wider of the two widths.
+        layer_weight_bits: weight widths of single layers, by module name (the part of a layer's name before
+            ``:``), overriding ``weight_bits`` there: mixed precision, e.g. a binary network whose first and last
+            layers keep 8-bit weights.
         fuse: run each conv/linear with its BatchNorm, activations and element-wise followers as one layer, as a
             deployment compiler does (models and profiles only; topology CSVs and layer lists are taken as given).
 
@@ -309,8 +312,10 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
         raise ValueError(f"dataflow must be ws, os or is, not {dataflow!r}")
     if bits not in BIT_DTYPES:
         raise ValueError(f"bits must be one of {', '.join(map(str, BIT_DTYPES))}, not {bits}")
-    if weight_bits is not None and weight_bits not in WEIGHT_BITS:
-        raise ValueError(f"weight_bits must be one of {', '.join(map(str, WEIGHT_BITS))}, not {weight_bits}")
+    for wb in [weight_bits, *(layer_weight_bits or {}).values()]:
+        if wb is not None and wb not in WEIGHT_BITS:
+            raise ValueError(f"weight_bits must be one of {', '.join(map(str, WEIGHT_BITS))}, not {wb}")
+    per_layer = dict(layer_weight_bits or {})
     if batch < 1 or chips < 1:
         raise ValueError("batch and chips must be at least 1")
     sp = Sparsity.parse(sparsity)
@@ -324,7 +329,8 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
     for layer in layers:
         layer = layer.with_batch(layer.batch * batch) if batch != 1 else layer
         if layer.on_array:
-            results.append(_array_layer(layer, arch, dataflow, bits, sp, weight_bits))
+            wbits = per_layer.get(layer.name.split(":")[0], weight_bits)
+            results.append(_array_layer(layer, arch, dataflow, bits, sp, wbits))
         else:
             results.append(_vector_layer(layer, arch, bits))
     pipe = None
