@@ -110,3 +110,18 @@ class _Branchy(nn.Module):
 def test_untraceable_network_is_a_clear_error():
     with pytest.raises(TraceError, match="cannot be traced for channel pruning.*unstructured"):
         channel_groups(_Branchy(), torch.zeros(1, 3, 4, 4))
+
+
+class _Flatten0(nn.Module):
+    """Flattening the channels into the batch dimension hides them: the conv before cannot shrink."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.fc = nn.Conv2d(3, 8, 1), nn.Linear(1, 2)
+
+    def forward(self, x):
+        return self.fc(self.a(x).mean((2, 3), keepdim=True).flatten(0, 2))
+
+
+def test_a_reshape_that_moves_channels_freezes_them():
+    assert channel_groups(_Flatten0(), torch.zeros(1, 3, 4, 4)) == []

@@ -237,9 +237,6 @@ def _step(a: _Analysis, gm: fx.GraphModule, node: fx.Node, env: dict) -> Any:  #
         out = tuple(meta.shape)
         if out[:x.dim + 1] == shape_in[:x.dim + 1]:  # only dims after the channels merge or split
             return x
-        if target in ("flatten", torch.flatten) and all(s == 1 for s in shape_in[x.dim + 1:]) \
-                and len(out) > x.dim - 1:
-            return x
         return a.opaque(node, env)
     return a.opaque(node, env)
 
@@ -250,6 +247,8 @@ def _module(a: _Analysis, gm: fx.GraphModule, node: fx.Node, env: dict) -> Any:
     roles = slices(layer) if len(node.args) == 1 and not node.kwargs else None
     if roles is None or not isinstance(x, Chan):
         return a.opaque(node, env)
+    if not roles:  # activations, pooling, dropout: every channel stays where it is, whatever its dimension
+        return x
     ndim = len(_shape(node.args[0]))
     channels_last = isinstance(layer, nn.Linear) or type(layer) is nn.LayerNorm or hasattr(layer, "in_features")
     if x.dim != (ndim - 1 if channels_last else 1):
@@ -257,8 +256,6 @@ def _module(a: _Analysis, gm: fx.GraphModule, node: fx.Node, env: dict) -> Any:
     if "through" in roles:
         for j, v in enumerate(x.vars):
             a.uses[v].append((node.target, "through", j))
-        return x
-    if not roles:
         return x
     for j, v in enumerate(x.vars):
         a.uses[v].append((node.target, "in", j))
