@@ -58,7 +58,7 @@ def test_compress_end_to_end_writes_files_and_rebuilds(tmp_path):
         assert rep[part]["energy_fused_j"] < rep[part]["energy_j"]
         assert 0.0 <= rep[part]["accuracy"] <= 1.0
     assert rep["compressed"]["size_bytes"] < rep["baseline"]["size_bytes"] / 4  # int8 and half the weights zero
-    assert [s["step"] for s in rep["steps"]] == ["baseline", "fold", "prune", "finetune", "calibrate"]
+    assert [s["step"] for s in rep["steps"]] == ["baseline", "prune", "finetune", "fold", "calibrate"]
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "compressed.pt").is_file()
     assert res.onnx["reference"]["max_abs_diff"] <= res.onnx["logit_step"]
     assert res.compressed["latency_s"] < res.baseline["latency_s"]  # 8-bit data on an 8-bit array
@@ -95,3 +95,24 @@ def test_the_package_is_the_verb():
     assert chipfit.compress.quant.quantize  # submodules stay importable
     with pytest.raises(ValueError, match="need data"):
         chipfit.compress(_net(), CompressConfig(quant=QuantConfig()))
+
+
+def test_channel_pruned_batchnorm_network_rebuilds_from_its_checkpoint(tmp_path):
+    """Channel pruning with BatchNorm in place (statistics re-estimated), then folding and int8: the checkpoint
+    rebuilds the same network (plan on the unfolded net, then fold, then quantize)."""
+    from chipfit.models import create_model
+    from chipfit.train.run import model_from_checkpoint
+
+    torch.manual_seed(0)
+    net = create_model("mobilenetv2_s28", num_classes=2, in_chans=1)
+    cfg = CompressConfig(quant=QuantConfig.from_name("int8", per_channel=True),
+                         prune=PruneConfig(0.5, structured=True), finetune_epochs=1, calib_images=64, batch_size=32,
+                         max_steps_per_epoch=2)
+    res = compress(net, cfg, toy_data(), out=tmp_path, progress=False, model_name="mobilenetv2_s28")
+    prune = next(s for s in res.steps if s["step"] == "prune")
+    assert prune["batchnorm_recalibrated"] and prune["params_after"] < prune["params_before"] / 2
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in res.model.modules())
+    back, _ = model_from_checkpoint(tmp_path / "compressed.pt")
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), res.model.eval()(x))

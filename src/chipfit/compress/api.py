@@ -1,9 +1,11 @@
 """``compress``: the one verb. Fold, prune (+ fine-tune, + distil), quantize (+ calibrate, + QAT), then measure.
 
-Order and why: BatchNorm is folded first (a deployed network has none, and quantizing folded weights is what a chip
-runs); pruning comes before quantization (fine-tuning in float is cheaper and quantization ranges should see the
-final weights); quantization last, calibrated on training images, optionally fine-tuned through the training
-engine (QAT, straight-through estimator).
+Order and why: pruning and its fine-tuning (with distillation) come first, with BatchNorm still in place: it
+re-normalises the thinner layers and a network trains far better with it (after channel pruning its running
+statistics are re-estimated on the calibration images before fine-tuning). Then BatchNorm is folded (a deployed
+network has none, and quantizing folded weights is what a chip runs). Quantization comes last, so that its ranges
+see the final weights: calibrated on training images, optionally fine-tuned through the training engine (QAT,
+straight-through estimator) on the folded network.
 
 What is measured, for the network before (``baseline``) and after (``compressed``), in ``report.json``:
     accuracy      top-1 on the data set's test split (a fraction), None without data
@@ -98,16 +100,11 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
     steps: list[dict[str, Any]] = [{"step": "baseline", "accuracy": baseline["accuracy"]}]
     plan = None
 
-    if config.fold:
-        n_bn = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        fold_bn(model)
-        left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        steps.append({"step": "fold", "batchnorms_folded": n_bn - left, "batchnorms_left": left,
-                      "accuracy": _acc(model, data)})
-
     hooks = TrainHooks()
     if config.prune is not None:
         model, plan, hooks, info = _prune(model, config, data, input_shape)
+        if plan is not None and recalibrate_bn(model, calibration_batches(data, config)):
+            info["batchnorm_recalibrated"] = True
         steps.append({"step": "prune", **info, "accuracy": _acc(model, data)})
     if config.distill is not None:
         from chipfit.compress.distill import distill_hooks, load_teacher
@@ -129,6 +126,13 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
     elif hooks.after_step is not None:  # no fine-tuning: prune at once
         hooks.after_step(1, 1)
         steps.append({"step": "prune at once", "accuracy": _acc(model, data)})
+
+    if config.fold:
+        n_bn = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        fold_bn(model)
+        left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        steps.append({"step": "fold", "batchnorms_folded": n_bn - left, "batchnorms_left": left,
+                      "accuracy": _acc(model, data)})
 
     float_model = copy.deepcopy(model)  # the physical network the chip runs: costs come from this one
     if config.quant is not None:
@@ -182,6 +186,27 @@ def _train(model: nn.Module, data: Any, config: CompressConfig, epochs: int, out
     r = fit(model, data, cfg, hooks=hooks)
     if r.interrupted:
         raise KeyboardInterrupt(f"interrupted: continue with --resume (checkpoint in {out})")
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: list[torch.Tensor]) -> bool:
+    """Re-estimate every BatchNorm's running statistics on ``batches`` (after channel pruning, a BN after a thinned
+    layer still holds the statistics of the wide one). Returns whether the network has BatchNorm."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return False
+    was = model.training
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    model.train()
+    for x in batches:
+        model(x)
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    model.train(was)
+    return True
 
 
 def calibration_batches(data: Any, config: CompressConfig) -> list[torch.Tensor]:
@@ -357,12 +382,12 @@ def rebuild_compressed(model: nn.Module, state: dict[str, Any]) -> nn.Module:
 
     cfg = CompressConfig.from_dict(json.loads(state["compress_config"]))
     plan = json.loads(state.get("prune_plan") or "null")
-    if cfg.fold:
-        fold_bn(model)
-    if plan:
+    if plan:  # pruned before folding; a plan made on a folded network fits the unfolded one too (BN passes channels)
         from chipfit.compress.prune import apply_plan
 
         model = apply_plan(model, plan)
+    if cfg.fold:
+        fold_bn(model)
     if cfg.quant is not None:
         from chipfit.compress.quant import quantize
 

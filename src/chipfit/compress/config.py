@@ -1,7 +1,8 @@
 """What to do to a network: one frozen dataclass per method, gathered by :class:`CompressConfig`.
 
-``chipfit.compress(model, CompressConfig(...), data=...)`` applies them in a fixed order: fold BatchNorm, prune
-(then fine-tune), distil during that fine-tuning when a teacher is given, quantize (calibrate, then optional QAT).
+``chipfit.compress(model, CompressConfig(...), data=...)`` applies them in a fixed order: prune (then fine-tune, with
+BatchNorm in place), distil during that fine-tuning when a teacher is given, fold BatchNorm, quantize (calibrate, then
+optional QAT).
 """
 
 from __future__ import annotations
@@ -136,10 +137,11 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class CompressConfig:
-    """Everything ``chipfit compress`` does, in its order: fold, prune (+ fine-tune, + distil), quantize (+ QAT).
+    """Everything ``chipfit compress`` does, in its order: prune (+ fine-tune, + distil), fold, quantize (+ QAT).
 
     Attributes:
-        fold: fold BatchNorm into the preceding conv/linear (exact) before anything else.
+        fold: fold BatchNorm into the preceding conv/linear (exact) after pruning and fine-tuning, before
+            quantization.
         quant, prune, distill: the methods; None skips one.
         finetune_epochs: epochs of fine-tuning after pruning (or of distillation when only ``distill`` is set).
         qat_epochs: quantization-aware training epochs after calibration (0: post-training quantization).

@@ -73,6 +73,23 @@ def test_straight_through_gradient():
     torch.testing.assert_close(w.grad, torch.ones(4, 3))
 
 
+def test_fake_quant_is_onnx_quantize_linear_arithmetic():
+    """round(x / scale) half to even, as ONNX QuantizeLinear (float32 division, not multiplication by 1 / scale),
+    then (k - z) * scale; gradient 1 inside the grid, 0 where clamped."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    scale, z = torch.tensor(0.0123), torch.tensor(17, dtype=torch.int32)
+    x = torch.cat([torch.randn(100_000, generator=g), (torch.arange(-20, 20) + 0.5) * scale])  # half steps too
+    got = fake.fake_quant(x, scale, z, 0, 255)
+    xn, sn = x.numpy(), np.float32(scale.item())
+    ref = (np.clip(np.round(xn / sn) + 17, 0, 255) - 17).astype(np.float32) * sn
+    np.testing.assert_array_equal(got.numpy(), ref)
+    x = torch.tensor([-1.2, 0.1, 1.5, 9.0], requires_grad=True)
+    fake.fake_quant(x, torch.tensor(0.01), torch.tensor(100, dtype=torch.int32), 0, 255).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0]  # -1.2 and 9 fall outside [-1.00, 1.55]
+
+
 def test_act_qparams_make_zero_exact():
     s, z = fake.act_qparams(-1.0, 3.0, 8)
     assert s == pytest.approx(4 / 255) and z == round(1 / s)

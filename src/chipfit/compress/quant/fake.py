@@ -61,6 +61,16 @@ def quantize_weight(w: torch.Tensor, bits: int, per_channel: bool, symmetric: bo
     return torch.fake_quantize_per_tensor_affine(w, scale, zp[0], qmin, qmax), scale
 
 
+def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """(clamp(round(x / scale) + z) - z) * scale, with ONNX QuantizeLinear's arithmetic (a division; torch's own
+    fake-quant multiplies by 1 / scale, which can round a value on a half step the other way) and a straight-through
+    gradient inside the clamp range."""
+    k = torch.round(x / scale) + zero_point
+    y = (k.clamp(qmin, qmax) - zero_point) * scale
+    inside = (k >= qmin) & (k <= qmax)
+    return torch.where(inside, x + (y - x).detach(), y.detach())
+
+
 def act_qparams(lo: float, hi: float, bits: int) -> tuple[float, int]:
     """Asymmetric scale and zero point covering [lo, hi] (widened to include 0, so zero is exact)."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)

@@ -47,7 +47,9 @@ class ActQuant(nn.Module):
             return x
         if not bool(self.ready):
             return x
-        return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, 0, 2**self.bits - 1)
+        if torch.onnx.is_in_onnx_export():  # written as QuantizeLinear/DequantizeLinear
+            return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, 0, 2**self.bits - 1)
+        return fake.fake_quant(x, self.scale, self.zero_point, 0, 2**self.bits - 1)
 
     def freeze(self) -> None:
         if not torch.isfinite(self.lo):
