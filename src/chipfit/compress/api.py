@@ -1,4 +1,4 @@
-"""``compress``: the one verb. Fold, prune (+ fine-tune, + distil), quantize (+ calibrate, + QAT), then measure.
+"""``compress``: the one verb. Prune (+ fine-tune, + distil), fold, quantize (+ calibrate, + QAT), then measure.
 
 Order and why: pruning and its fine-tuning (with distillation) come first, with BatchNorm still in place: it
 re-normalises the thinner layers and a network trains far better with it (after channel pruning its running

@@ -5,6 +5,13 @@ from chipfit.layers.mixers import MIXERS, DWConvMixer, GnConv, QuadraMixer, Wind
 from chipfit.layers.norm import LayerNorm2d
 from chipfit.layers.quadratic import QUADRATIC_INIT_SCALE, QuadraConv2d, QuadraLinear, quadra_conv2d, quadra_linear
 
+
+def is_depthwise(layer) -> bool:
+    """A conv, plain or quadratic, with one k x k filter per input channel and one output channel per filter."""
+    g = getattr(layer, "groups", 1)
+    return g > 1 and getattr(layer, "in_channels", 0) == getattr(layer, "out_channels", 0) == g
+
+
 __all__ = [
     "MIXERS",
     "QUADRATIC_INIT_SCALE",
@@ -18,6 +25,7 @@ __all__ = [
     "QuadraMixer",
     "WindowAttention",
     "build_mixer",
+    "is_depthwise",
     "quadra_conv2d",
     "quadra_linear",
 ]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from chipfit.layers import DropPath, GnConv, LayerNorm2d, LayerScale, QuadraConv2d, QuadraLinear, WindowAttention
+from chipfit.layers import (DropPath, GnConv, LayerNorm2d, LayerScale, QuadraConv2d, QuadraLinear, WindowAttention,
+                            is_depthwise)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,6 @@ _CONV_W = (("weight", 0), ("bias", 0))
 _QUAD_W = tuple((f"{p}_{b}", 0) for p in ("weight", "bias") for b in "abc")
 _QUAD_IN = tuple((f"weight_{b}", 1) for b in "abc")
 _NORM = (("weight", 0), ("bias", 0), ("running_mean", 0), ("running_var", 0))
-
-
-def is_depthwise(layer: nn.Module) -> bool:
-    """One filter per input channel, one output per filter: channels pass through."""
-    g = getattr(layer, "groups", 1)
-    return g > 1 and layer.in_channels == layer.out_channels == g
 
 
 def slices(layer: nn.Module) -> dict[str, Slice] | None:

@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from chipfit.compress.config import QuantConfig
 from chipfit.compress.quant.modules import WRAPPERS, ActQuant, Fp16, _QBase
+from chipfit.layers import is_depthwise
 
 
 def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
@@ -31,14 +32,10 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
     wide = replace(cfg, weight_bits=8) if cfg.weight_bits < 8 else cfg
     for i, (parent, name, child, wrapper) in enumerate(sites):
         keep = cfg.keep_8bit != "none" and (i in (0, len(sites) - 1) or (
-            cfg.keep_8bit == "edges+depthwise" and _depthwise(child)))
+            cfg.keep_8bit == "edges+depthwise" and is_depthwise(child)))
         parent._modules[name] = Fp16(child) if cfg.fp16 else wrapper(child, wide if keep else cfg)
     return model
 
-
-def _depthwise(layer: nn.Module) -> bool:
-    g = getattr(layer, "groups", 1)
-    return g > 1 and getattr(layer, "in_channels", 0) == g
 
 
 @torch.no_grad()
