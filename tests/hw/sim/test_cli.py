@@ -44,3 +44,15 @@ def test_simulate_errors_exit_2_without_traceback(tmp_path, scalesim_files):
     assert r.exit_code == 2 and "row 2" in r.output
     r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--sparsity", "0.5"])
     assert r.exit_code == 2 and "sparsity" in r.output
+
+
+def test_simulate_fuse(tmp_path, scalesim_files):
+    out = tmp_path / "f.json"
+    r = runner.invoke(app, ["simulate", "mobilenetv2_s28", "--arch", "edge-npu", "--fuse", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    layers = json.loads(out.read_text())["layers"]
+    assert layers[0]["name"] == "stem.0:conv" and layers[0]["detail"]["fused"][-1].endswith("hardtanh")
+    assert not any(x["kind"] == "eltwise" and "body.0.2" in x["name"] for x in layers)  # ReLU6 rides on its conv
+    topo, _ = scalesim_files
+    r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--fuse"])
+    assert r.exit_code == 0 and "no layer was fused" in r.output

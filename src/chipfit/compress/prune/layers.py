@@ -19,8 +19,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from chipfit.layers import (DropPath, GnConv, LayerNorm2d, LayerScale, QuadraConv2d, QuadraLinear, WindowAttention,
-                            is_depthwise)
+from chipfit.layers import (
+    DropPath,
+    GnConv,
+    LayerNorm2d,
+    LayerScale,
+    QuadraConv2d,
+    QuadraLinear,
+    WindowAttention,
+    is_depthwise,
+)
 
 
 @dataclass(frozen=True)

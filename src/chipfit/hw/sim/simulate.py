@@ -325,6 +325,9 @@ def simulate(model_or_profile: Any, arch: str | Path | Arch, *, dataflow: str | 
                          "architecture that does (edge-npu: N:M, eyeriss-like: unstructured) or drop --sparsity")
     layers, name = _resolve(model_or_profile, input_shape, fuse)
     notes = []
+    if fuse and not any(x.fused for x in layers):
+        notes.append("fuse: no layer was fused (a topology CSV or a layer list is taken as given, and fusion needs "
+                     "a conv or linear followed by its BN, activation or element-wise op)")
     results = []
     for layer in layers:
         layer = layer.with_batch(layer.batch * batch) if batch != 1 else layer
