@@ -263,7 +263,11 @@ def main() -> None:
 def write_md(results: dict) -> None:
     lines = ["# Compression on Fashion-MNIST", "",
              "Written by `bench/compress_fmnist.py`. Networks: the 3-epoch runs of bench/train_fmnist.py "
-             "(runs/bench_fmnist/<net>/best.pt). Accuracy: official 10k test set. BatchNorm folded in every variant. "
+             "(runs/bench_fmnist/<net>/best.pt). Accuracy: official 10k test set. BatchNorm folded in every variant "
+             "(after pruning and its fine-tuning, which run with BatchNorm; after channel pruning its statistics are "
+             "re-estimated on the calibration images). Unstructured pruning: global magnitude unless 'per layer'. "
+             "Channel pruning: every dependency group (residual streams, hidden widths, head) cut by the same "
+             "fraction. "
              f"Fine-tuning and QAT: one epoch capped at {results['steps']} steps of 128 images, AdamW lr 5e-4. "
              "Calibration: 512 training images, min-max unless noted. Size: parameter storage (weights at their bit "
              "width, biases int32; sparse tensors as values + 4-bit indices when smaller). Latency and energy: "
