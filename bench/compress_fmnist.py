@@ -58,6 +58,9 @@ def variants(steps: int) -> list[tuple[str, CompressConfig]]:
          ("binary weights QAT, first/last/depthwise 8-bit", base.replace(quant=q("binary", per_channel=True,
                                                                                 keep_8bit="edges+depthwise"),
                                                                          qat_epochs=1)),
+         # binary networks keep a BatchNorm after each binary conv (XNOR-Net, Bi-Real Net): no folding
+         ("binary weights QAT, first/last/depthwise 8-bit, BN kept", base.replace(
+             fold=False, quant=q("binary", per_channel=True, keep_8bit="edges+depthwise"), qat_epochs=1)),
          ("fp16", base.replace(quant=q("fp16")))]
     for amount in (0.3, 0.5, 0.7):
         v.append((f"prune {amount:.0%} unstructured", base.replace(prune=PruneConfig(amount))))
