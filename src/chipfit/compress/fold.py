@@ -27,11 +27,25 @@ FOLDABLE = (nn.Conv2d, nn.Linear, QuadraConv2d, QuadraLinear)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-@torch.no_grad()
-def _fold_pair(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+def bn_scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """s = gamma / sqrt(var + eps): what folding multiplies the layer's output channels by."""
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError(f"cannot fold {bn}: it keeps no running statistics (track_running_stats=False)")
-    s = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+    return (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+
+
+def bn_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.modules.batchnorm._BatchNorm]]:
+    """The (layer, BatchNorm) pairs :func:`fold_bn` folds: a conv/linear followed directly by a BN in a Sequential."""
+    out = []
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        mods = list(seq._modules.values())
+        out += [(a, b) for a, b in zip(mods, mods[1:], strict=False) if isinstance(a, FOLDABLE) and isinstance(b, _BN)]
+    return out
+
+
+@torch.no_grad()
+def _fold_pair(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    s = bn_scale(bn)
     beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
     if isinstance(layer, (QuadraConv2d, QuadraLinear)):
         if layer.bias_a is None or layer.bias_c is None:

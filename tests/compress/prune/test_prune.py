@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from chipfit.compress.prune import AGPSchedule, prune_magnitude, sparsity
+from chipfit.compress.prune import AGPSchedule, prunable, prune_magnitude, sparsity
 from chipfit.models import create_model
 from chipfit.models.blocks import MetaBlock
 
@@ -49,3 +49,29 @@ def test_global_scope_uses_one_threshold():
     s = sparsity(net)
     assert s["total"] == pytest.approx(0.6, abs=0.01)
     assert max(v for k, v in s.items() if k != "total") - min(s.values()) > 0.1  # layers differ under one threshold
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_magnitudes_are_those_of_the_folded_network(scope):
+    """Pruning with BatchNorm in place and folding afterwards zeroes the same weights as pruning the folded network."""
+    import copy
+
+    from chipfit.compress.fold import fold_bn
+
+    torch.manual_seed(0)
+    net = create_model("mobilenetv2_s28", num_classes=10, in_chans=1).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(-2, 2)
+                m.running_var.uniform_(0.01, 10)
+    folded_first = fold_bn(copy.deepcopy(net))
+    AGPSchedule(folded_first, 0.5, fraction=0.0, scope=scope).step(1, 1)
+    folded_after = copy.deepcopy(net)
+    AGPSchedule(folded_after, 0.5, fraction=0.0, scope=scope).step(1, 1)
+    fold_bn(folded_after)
+    zeros = [(n, w == 0) for n, w in prunable(folded_first)]
+    assert all(torch.equal(z, w == 0) for (_, z), (_, w) in zip(zeros, prunable(folded_after), strict=True))
+    raw = copy.deepcopy(net)  # the raw weights alone would rank differently
+    prune_magnitude(prunable(raw), 0.5, scope)
+    assert any(not torch.equal(z, w == 0) for (_, z), (_, w) in zip(zeros, prunable(fold_bn(raw)), strict=True))
