@@ -1,6 +1,7 @@
 """Channel dependency groups on every small network of the zoo: how many groups the traced graph gives, how many
 channels are prunable and how many stay frozen, and what 30/50/70% channel pruning leaves (parameters, MACs,
-modelled latency on edge-npu at int8 with fused layers). No training: shapes only.
+modelled latency on edge-npu at int8 with fused layers), cutting every group or only the hidden ones (residual
+streams whole). No training: shapes only.
 
 Usage: .venv/bin/python bench/prune_groups.py   (writes bench/results/prune_groups.md and .json)
 """
@@ -39,34 +40,40 @@ def main() -> None:
         t = time.perf_counter()
         groups = channel_groups(net, X)
         seconds = time.perf_counter() - t
-        streams = [g for g in groups if len({u[0] for u in g.classes[0]}) > 3]
+        streams = [g for g in groups if g.is_stream]
         row = {"net": name, "groups": len(groups), "stream_groups": len(streams),
-               "prunable": sum(len(g) for g in groups), "channels": _channels(net), "trace_s": seconds, "cuts": {}}
-        for amount in (0.0, 0.3, 0.5, 0.7):
-            m = fold_bn(create_model(name, num_classes=10, in_chans=1).eval())
-            if amount:
-                prune_channels(m, amount, X)
-            p = chipfit.profile(m, input_shape=tuple(X.shape)).total
-            sim = simulate(m, "edge-npu", bits=8, input_shape=tuple(X.shape), fuse=True).total
-            row["cuts"][str(amount)] = {"params": p.params, "macs": p.macs, "latency_s": sim["time_s"]}
+               "prunable": sum(len(g) for g in groups), "stream_channels": sum(len(g) for g in streams),
+               "channels": _channels(net), "trace_s": seconds, "cuts": {}, "hidden_cuts": {}}
+        for key, which in (("cuts", "all"), ("hidden_cuts", "hidden")):
+            for amount in (0.0, 0.3, 0.5, 0.7):
+                m = fold_bn(create_model(name, num_classes=10, in_chans=1).eval())
+                if amount:
+                    prune_channels(m, amount, X, groups=which)
+                p = chipfit.profile(m, input_shape=tuple(X.shape)).total
+                sim = simulate(m, "edge-npu", bits=8, input_shape=tuple(X.shape), fuse=True).total
+                row[key][str(amount)] = {"params": p.params, "macs": p.macs, "latency_s": sim["time_s"]}
         rows.append(row)
         print(name, row["groups"], row["prunable"], flush=True)
     (RESULTS / "prune_groups.json").write_text(json.dumps(rows, indent=2))
     lines = ["# Channel dependency groups", "",
              "Written by `bench/prune_groups.py`. Each network BN-folded, traced once on a 1x1x28x28 input. "
-             "'stream' groups tie more than three layers (a residual stream across its blocks); 'prunable' counts "
-             "channels in any group, of all conv/linear output channels (the rest are frozen: the logits, and "
-             "channels behind splits or shuffles). Latency: `chipfit simulate --arch edge-npu --bits 8 --fuse`.", "",
-             "| network | groups | stream groups | prunable / all channels | trace | params kept at 30/50/70% | "
-             "MACs kept at 30/50/70% | modelled latency float -> 30/50/70% |", "|---|---:|---:|---:|---:|---|---|---|"]
+             "'stream' groups are written by several layers (a residual stream: every block adds into it); 'prunable' "
+             "counts channels in any group, of all conv/linear output channels (the rest are frozen: the logits, and "
+             "channels behind splits or shuffles). Latency: `chipfit simulate --arch edge-npu --bits 8 --fuse`. "
+             "'all' cuts every group by the fraction, 'hidden' (`--prune-groups hidden`) leaves the streams whole.", "",
+             "| network | cut | groups (streams) | prunable (in streams) / all channels | trace | params kept at "
+             "30/50/70% | MACs kept at 30/50/70% | modelled latency float -> 30/50/70% |",
+             "|---|---|---:|---:|---:|---|---|---|"]
     amounts = ("0.3", "0.5", "0.7")
     for r in rows:
-        c = r["cuts"]
-        params = " / ".join(f"{c[a]['params'] / c['0.0']['params']:.0%}" for a in amounts)
-        macs = " / ".join(f"{c[a]['macs'] / c['0.0']['macs']:.0%}" for a in amounts)
-        lat = " / ".join(f"{c[a]['latency_s'] * 1e3:.3f}" for a in amounts)
-        lines.append(f"| {r['net']} | {r['groups']} | {r['stream_groups']} | {r['prunable']:,} / {r['channels']:,} "
-                     f"| {r['trace_s']:.2f} s | {params} | {macs} | {c['0.0']['latency_s'] * 1e3:.3f} -> {lat} ms |")
+        for key, which in (("cuts", "all"), ("hidden_cuts", "hidden")):
+            c = r[key]
+            params = " / ".join(f"{c[a]['params'] / c['0.0']['params']:.0%}" for a in amounts)
+            macs = " / ".join(f"{c[a]['macs'] / c['0.0']['macs']:.0%}" for a in amounts)
+            lat = " / ".join(f"{c[a]['latency_s'] * 1e3:.3f}" for a in amounts)
+            lines.append(f"| {r['net']} | {which} | {r['groups']} ({r['stream_groups']}) | {r['prunable']:,} "
+                         f"({r['stream_channels']:,}) / {r['channels']:,} | {r['trace_s']:.2f} s | {params} | {macs} "
+                         f"| {c['0.0']['latency_s'] * 1e3:.3f} -> {lat} ms |")
     (RESULTS / "prune_groups.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'prune_groups.md'}")
 

@@ -267,6 +267,8 @@ def compress(
     structured: Annotated[bool, typer.Option("--structured", help="remove whole channels")] = False,
     prune_scope: Annotated[str, typer.Option(help="unstructured: one threshold for all layers (global) or the same "
                                                   "fraction per layer (layer)")] = "global",
+    prune_groups: Annotated[str, typer.Option(help="--structured: cut every channel group (all) or leave the residual "
+                                                   "streams whole (hidden)")] = "all",
     finetune: Annotated[int, typer.Option(min=0, help="fine-tuning epochs after pruning / with distillation")] = 2,
     distill_from: Annotated[Path | None, typer.Option(help="teacher checkpoint or run folder")] = None,
     fold: Annotated[bool, typer.Option(help="fold BatchNorm into the preceding conv/linear")] = True,
@@ -297,7 +299,7 @@ def compress(
         q = QuantConfig.from_name(quantize, per_channel=per_channel, symmetric=not asymmetric,
                                   calibration=calib_method, quadratic=quadratic, keep_8bit=keep_8bit) \
             if quantize else None
-        pc = PruneConfig(prune, structured, scope=prune_scope) if prune is not None else None
+        pc = PruneConfig(prune, structured, scope=prune_scope, groups=prune_groups) if prune is not None else None
         cfg = CompressConfig(fold=fold, quant=q, prune=pc,
                              distill=DistillConfig(str(distill_from)) if distill_from else None,
                              finetune_epochs=finetune, qat_epochs=qat, calib_images=calib, lr=lr,

@@ -28,6 +28,10 @@ def test_other_rejects():
         QuantConfig.from_name("int2")
     with pytest.raises(ValueError, match="prune amount"):
         PruneConfig(1.0)
+    with pytest.raises(ValueError, match="must be all or hidden"):
+        PruneConfig(0.5, True, groups="streams")
+    with pytest.raises(ValueError, match="structured"):
+        PruneConfig(0.5, groups="hidden")
     with pytest.raises(ValueError, match="temperature"):
         DistillConfig("t.pt", temperature=0)
     with pytest.raises(ValueError, match="qat_epochs needs a quantization"):

@@ -167,10 +167,10 @@ def _prune(model: nn.Module, config: CompressConfig, data: Any, input_shape) -> 
     pc = config.prune
     if pc.structured:
         before = sum(p.numel() for p in model.parameters())
-        model, plan = P.prune_channels(model, pc.amount, torch.zeros(input_shape))
+        model, plan = P.prune_channels(model, pc.amount, torch.zeros(input_shape), groups=pc.groups)
         after = sum(p.numel() for p in model.parameters())
-        return model, plan, TrainHooks(), {"structured": True, "amount": pc.amount, "params_before": before,
-                                           "params_after": after}
+        return model, plan, TrainHooks(), {"structured": True, "amount": pc.amount, "groups": pc.groups,
+                                           "params_before": before, "params_after": after}
     agp = P.AGPSchedule(model, pc.amount, fraction=pc.agp_fraction if config.finetune_epochs else 0.0,
                         scope=pc.scope)
     return model, None, TrainHooks(after_step=agp.step), {"structured": False, "amount": pc.amount,

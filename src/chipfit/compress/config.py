@@ -95,12 +95,15 @@ class PruneConfig:
             this fraction of the fine-tuning steps, then stays; 0 prunes at once.
         scope: unstructured only: ``global`` (one magnitude threshold for all prunable weights) or ``layer`` (the
             same fraction of every tensor).
+        groups: structured only: ``all`` (every channel group, residual streams included) or ``hidden`` (only the
+            widths one layer writes: expansions, hidden MLP widths, heads; the residual streams stay whole).
     """
 
     amount: float = 0.5
     structured: bool = False
     agp_fraction: float = 0.5
     scope: str = "global"
+    groups: str = "all"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
@@ -109,6 +112,10 @@ class PruneConfig:
             raise ValueError(f"agp_fraction must lie in [0, 1], got {self.agp_fraction}")
         if self.scope not in ("global", "layer"):
             raise ValueError(f"pruning scope must be global or layer, got {self.scope!r}")
+        if self.groups not in ("all", "hidden"):
+            raise ValueError(f"channel groups to prune must be all or hidden, got {self.groups!r}")
+        if self.groups != "all" and not self.structured:
+            raise ValueError("groups='hidden' applies to channel (structured) pruning only")
 
 
 @dataclass(frozen=True)

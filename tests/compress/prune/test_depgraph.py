@@ -51,6 +51,17 @@ def test_mobilenetv2_residual_stream_spans_the_stage():
         assert (f"stages.2.{b}.body.2.1", "through") in layers  # its BatchNorm
     assert ("stages.3.0.body.0.0", "in") in layers  # the next stage's expansion reads it
     assert len(g.classes[0]) == len(layers)  # one position per layer
+    assert g.is_stream and g.writers == [f"stages.2.{b}.body.2.0" for b in range(3)]
+
+
+def test_only_residual_streams_count_as_streams():
+    """mobilenetv2_s28 has residual adds in its five stages of more than one block; every other group (expansions,
+    stem, single-block stages, head) is written by one layer."""
+    groups = _groups("mobilenetv2_s28")
+    streams = {n for n, g in groups.items() if g.is_stream}
+    assert len(streams) == 5 and "stages.2.0.body.2.0:out" in streams
+    assert not groups["stages.1.1.body.0.0:out"].is_stream
+    assert groups["stages.1.1.body.0.0:out"].writers == ["stages.1.1.body.0.0"]
 
 
 def test_depthwise_groups_follow_their_expansion():

@@ -47,6 +47,23 @@ def test_every_group_keeps_its_share():
     assert {g.name: len(g) for g in channel_groups(net, x)} == {n: round(w * 0.7) for n, w in widths.items()}
 
 
+@pytest.mark.parametrize("name", ["mobilenetv2_s28", "quadranet_s28"])
+def test_hidden_groups_leave_the_residual_streams_whole(name):
+    net = fold_bn(create_model(name, num_classes=10, in_chans=1).eval())
+    x = torch.randn(2, 1, 28, 28)
+    groups = channel_groups(net, x)
+    ref = net(x)
+    net, plan = prune_channels(net, 0.5, x, groups="hidden")
+    for g in groups:
+        assert len(plan["keep"][g.name]) == (len(g) if g.is_stream else round(len(g) * 0.5)), g.name
+    assert {g.name: len(g) for g in channel_groups(net, x)} == {n: len(k) for n, k in plan["keep"].items()}
+    assert net(x).shape == ref.shape
+    fresh = fold_bn(create_model(name, num_classes=10, in_chans=1).eval())
+    apply_plan(fresh, plan)
+    fresh.load_state_dict(net.state_dict())
+    torch.testing.assert_close(fresh(x), net(x))
+
+
 def _kill_half(net: nn.Module, x: torch.Tensor) -> None:
     """Make every other channel of every group carry exactly zero: zero it where it is made (conv filter and bias,
     all three quadratic filters), where it passes (depthwise filters and biases, norm affines) and where it is read
@@ -126,3 +143,5 @@ def test_bad_input_is_a_clear_error():
         prune_channels(nn.Sequential(nn.Conv2d(1, 4, 1), nn.Conv2d(4, 2, 1)), 0.5)
     with pytest.raises(ValueError, match="no channel can be removed"):
         prune_channels(nn.Sequential(nn.Conv2d(1, 2, 1)), 0.5, torch.zeros(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="all, hidden"):
+        prune_channels(net, 0.5, groups="streams")

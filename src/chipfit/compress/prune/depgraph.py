@@ -52,6 +52,16 @@ class ChannelGroup:
     def __len__(self) -> int:
         return len(self.classes)
 
+    @property
+    def writers(self) -> list[str]:
+        """The layers that write these channels (a residual stream has several, tied by its adds)."""
+        return sorted({layer for uses in self.classes[:1] for layer, role, _ in uses if role == "out"})
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether several layers add into these channels (a residual stream), not one layer's own width."""
+        return len(self.writers) > 1
+
 
 class TraceError(ValueError):
     """The network cannot be traced for channel pruning (a user-facing error)."""

@@ -8,7 +8,9 @@ comes from the per-layer table in :mod:`chipfit.compress.prune.layers`.
 
 Importance of a channel: the squared L2 norm of its weights in every layer it touches, each layer's norms divided by
 their mean so that no layer dominates, averaged over the layers. ``amount`` removes that fraction of every group's
-channels (lowest importance first, at least one kept).
+channels (lowest importance first, at least one kept); with ``groups="hidden"`` only of the groups that one layer
+writes (hidden widths, expansions, heads), leaving the residual streams, which every block of a stage reads and adds
+into, at full width.
 """
 
 from __future__ import annotations
@@ -66,8 +68,11 @@ def _remove(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, list[i
         L.shrink(module, role, idx)
 
 
-def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor | None = None
-                   ) -> tuple[nn.Module, dict[str, Any]]:
+GROUPS = ("all", "hidden")
+
+
+def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor | None = None,
+                   groups: str = "all") -> tuple[nn.Module, dict[str, Any]]:
     """Remove ``amount`` of every channel group's channels (lowest importance first), in place.
 
     Args:
@@ -75,6 +80,7 @@ def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor 
         amount: fraction of each group's channels removed, in [0, 1).
         example_input: an input (its first sample is used to trace the network); networks of the zoo know their
             input size and may omit it.
+        groups: ``all`` (every prunable group) or ``hidden`` (not the residual streams, see the module's text).
 
     Returns:
         The model and the plan (the kept channels of each group), which :func:`apply_plan` applies to a freshly built
@@ -82,19 +88,24 @@ def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor 
     """
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"prune amount must lie in [0, 1), got {amount}")
+    if groups not in GROUPS:
+        raise ValueError(f"channel groups to prune must be one of {', '.join(GROUPS)}, got {groups!r}")
     x = _example(model, example_input)
-    groups = channel_groups(model, x)
-    if not groups:
+    found = channel_groups(model, x)
+    cut = [g for g in found if groups == "all" or not g.is_stream]
+    if not cut:
         raise ValueError(f"{type(model).__name__}: no channel can be removed (every channel is tied to the input, the "
-                         "output or an op channel pruning does not follow); use unstructured pruning")
+                         "output or an op channel pruning does not follow"
+                         + (", or lies on a residual stream; try groups 'all'" if found else "")
+                         + "); use unstructured pruning")
     was = model.training
     with torch.no_grad():
         before = model.eval()(x).shape
-    keep = {}
-    for g in groups:
+    keep = {g.name: list(range(len(g))) for g in found}
+    for g in cut:
         k = max(1, int(round(len(g) * (1 - amount))))
         keep[g.name] = sorted(_scores(model, g).argsort(descending=True)[:k].tolist())
-    _remove(model, groups, keep)
+    _remove(model, found, keep)
     with torch.no_grad():
         after = model(x).shape
     model.train(was)
