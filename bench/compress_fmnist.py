@@ -69,10 +69,15 @@ def variants(steps: int) -> list[tuple[str, CompressConfig]]:
                                                                                                  scope="layer"))))
     for amount in (0.3, 0.5, 0.7):
         v.append((f"prune {amount:.0%} channels", base.replace(prune=PruneConfig(amount, structured=True))))
+    for amount in (0.3, 0.5, 0.7):  # the residual streams whole, only the widths one layer writes
+        v.append((f"prune {amount:.0%} hidden channels", base.replace(prune=PruneConfig(amount, structured=True,
+                                                                                        groups="hidden"))))
     # the same pruning with a whole epoch (422 steps) of fine-tuning: how much the short budget costs
     full = base.replace(max_steps_per_epoch=None)
     v.append(("prune 50% unstructured, full epoch", full.replace(prune=PruneConfig(0.5))))
     v.append(("prune 50% channels, full epoch", full.replace(prune=PruneConfig(0.5, structured=True))))
+    v.append(("prune 50% hidden channels, full epoch", full.replace(prune=PruneConfig(0.5, structured=True,
+                                                                                      groups="hidden"))))
     return v
 
 
@@ -266,11 +271,14 @@ def main() -> None:
 def write_md(results: dict) -> None:
     lines = ["# Compression on Fashion-MNIST", "",
              "Written by `bench/compress_fmnist.py`. Networks: the 3-epoch runs of bench/train_fmnist.py "
-             "(runs/bench_fmnist/<net>/best.pt). Accuracy: official 10k test set. BatchNorm folded in every variant "
+             "(runs/bench_fmnist/<net>/best.pt; training is not bitwise reproducible from one machine to another, so "
+             "the float accuracy below can differ from bench/results/train_fmnist.md by a few tenths). "
+             "Accuracy: official 10k test set. BatchNorm folded in every variant "
              "(after pruning and its fine-tuning, which run with BatchNorm; after channel pruning its statistics are "
              "re-estimated on the calibration images). Unstructured pruning: global magnitude unless 'per layer'. "
              "Channel pruning: every dependency group (residual streams, hidden widths, head) cut by the same "
-             "fraction. "
+             "fraction; 'hidden channels' leaves the residual streams (channels several layers write and add) whole "
+             "and cuts the others by that fraction (`--prune-groups hidden`). "
              f"Fine-tuning and QAT: one epoch capped at {results['steps']} steps of 128 images, AdamW lr 5e-4. "
              "Calibration: 512 training images, min-max unless noted. Size: parameter storage (weights at their bit "
              "width, biases int32; sparse tensors as values + 4-bit indices when smaller). Latency and energy: "
