@@ -6,6 +6,7 @@ Writes bench/results/model_sizes.md. Usage: .venv/bin/python bench/model_sizes.p
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import chipfit
@@ -24,6 +25,7 @@ REFERENCE = {  # name: (params M, MACs G, source)
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     lines = ["# Model sizes at 224x224, 1000 classes (chipfit profile)", "",
              "| model | params (M) | reference | diff | MACs (G) | reference | diff | source |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]

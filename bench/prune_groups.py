@@ -8,6 +8,7 @@ Usage: .venv/bin/python bench/prune_groups.py   (writes bench/results/prune_grou
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ def _channels(model: nn.Module) -> int:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     torch.set_num_threads(2)
     rows = []
     for name in NETS:

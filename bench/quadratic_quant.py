@@ -7,6 +7,7 @@ Usage: .venv/bin/python bench/quadratic_quant.py
 
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     data = load_data("fashion-mnist", seed=0)
     base, _ = model_from_checkpoint(ROOT / "runs" / "bench_fmnist" / "quadranet_s28" / "best.pt")
     fold_bn(base.eval())
