@@ -72,12 +72,17 @@ def variants(steps: int) -> list[tuple[str, CompressConfig]]:
     for amount in (0.3, 0.5, 0.7):  # the residual streams whole, only the widths one layer writes
         v.append((f"prune {amount:.0%} hidden channels", base.replace(prune=PruneConfig(amount, structured=True,
                                                                                         groups="hidden"))))
+    for amount in (0.3, 0.5, 0.7):  # per-group fractions from measured sensitivity, for the uniform cut's MACs
+        v.append((f"prune {amount:.0%} channels, sensitivity", base.replace(
+            prune=PruneConfig(amount, structured=True, allocation="sensitivity"))))
     # the same pruning with a whole epoch (422 steps) of fine-tuning: how much the short budget costs
     full = base.replace(max_steps_per_epoch=None)
     v.append(("prune 50% unstructured, full epoch", full.replace(prune=PruneConfig(0.5))))
     v.append(("prune 50% channels, full epoch", full.replace(prune=PruneConfig(0.5, structured=True))))
     v.append(("prune 50% hidden channels, full epoch", full.replace(prune=PruneConfig(0.5, structured=True,
                                                                                       groups="hidden"))))
+    v.append(("prune 50% channels, sensitivity, full epoch", full.replace(
+        prune=PruneConfig(0.5, structured=True, allocation="sensitivity"))))
     return v
 
 
@@ -278,7 +283,9 @@ def write_md(results: dict) -> None:
              "re-estimated on the calibration images). Unstructured pruning: global magnitude unless 'per layer'. "
              "Channel pruning: every dependency group (residual streams, hidden widths, head) cut by the same "
              "fraction; 'hidden channels' leaves the residual streams (channels several layers write and add) whole "
-             "and cuts the others by that fraction (`--prune-groups hidden`). "
+             "and cuts the others by that fraction (`--prune-groups hidden`); 'sensitivity' picks a fraction per group "
+             "from the measured output change of cutting it alone, for the MACs the uniform cut leaves "
+             "(`--prune-allocation sensitivity`). "
              f"Fine-tuning and QAT: one epoch capped at {results['steps']} steps of 128 images, AdamW lr 5e-4. "
              "Calibration: 512 training images, min-max unless noted. Size: parameter storage (weights at their bit "
              "width, biases int32; sparse tensors as values + 4-bit indices when smaller). Latency and energy: "

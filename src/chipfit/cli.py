@@ -269,6 +269,9 @@ def compress(
                                                   "fraction per layer (layer)")] = "global",
     prune_groups: Annotated[str, typer.Option(help="--structured: cut every channel group (all) or leave the residual "
                                                    "streams whole (hidden)")] = "all",
+    prune_allocation: Annotated[str, typer.Option(help="--structured: the same fraction of every group (uniform) or "
+                                                       "per-group fractions from each group's measured effect on "
+                                                       "the outputs, for the same MACs (sensitivity)")] = "uniform",
     finetune: Annotated[int, typer.Option(min=0, help="fine-tuning epochs after pruning / with distillation")] = 2,
     distill_from: Annotated[Path | None, typer.Option(help="teacher checkpoint or run folder")] = None,
     fold: Annotated[bool, typer.Option(help="fold BatchNorm into the preceding conv/linear")] = True,
@@ -299,7 +302,8 @@ def compress(
         q = QuantConfig.from_name(quantize, per_channel=per_channel, symmetric=not asymmetric,
                                   calibration=calib_method, quadratic=quadratic, keep_8bit=keep_8bit) \
             if quantize else None
-        pc = PruneConfig(prune, structured, scope=prune_scope, groups=prune_groups) if prune is not None else None
+        pc = PruneConfig(prune, structured, scope=prune_scope, groups=prune_groups,
+                                  allocation=prune_allocation) if prune is not None else None
         cfg = CompressConfig(fold=fold, quant=q, prune=pc,
                              distill=DistillConfig(str(distill_from)) if distill_from else None,
                              finetune_epochs=finetune, qat_epochs=qat, calib_images=calib, lr=lr,

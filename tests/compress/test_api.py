@@ -87,6 +87,9 @@ def test_cli_compress_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["compress", str(tmp_path / "none.pt"), "--data", "fashion-mnist", "--out",
                                  str(tmp_path / "o"), "--prune", "0.5", "--prune-groups", "hidden"])
     assert r.exit_code == 2 and "structured" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["compress", str(tmp_path / "none.pt"), "--data", "fashion-mnist", "--out",
+                                 str(tmp_path / "o"), "--prune", "0.5", "--prune-allocation", "sensitivity"])
+    assert r.exit_code == 2 and "structured" in r.output and "Traceback" not in r.output
 
 
 def test_the_package_is_the_verb():

@@ -32,6 +32,10 @@ def test_other_rejects():
         PruneConfig(0.5, True, groups="streams")
     with pytest.raises(ValueError, match="structured"):
         PruneConfig(0.5, groups="hidden")
+    with pytest.raises(ValueError, match="uniform or sensitivity"):
+        PruneConfig(0.5, True, allocation="greedy")
+    with pytest.raises(ValueError, match="structured"):
+        PruneConfig(0.5, allocation="sensitivity")
     with pytest.raises(ValueError, match="temperature"):
         DistillConfig("t.pt", temperature=0)
     with pytest.raises(ValueError, match="qat_epochs needs a quantization"):

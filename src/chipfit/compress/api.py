@@ -102,6 +102,8 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
 
     hooks = TrainHooks()
     if config.prune is not None:
+        from chipfit.compress.prune import recalibrate_bn
+
         model, plan, hooks, info = _prune(model, config, data, input_shape)
         if plan is not None and recalibrate_bn(model, calibration_batches(data, config)):
             info["batchnorm_recalibrated"] = True
@@ -161,16 +163,26 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
 # --- pruning and training ---------------------------------------------------------------------------------------
 
 
+SENSITIVITY_IMAGES = 256  # calibration images on which each group's cut is measured
+
+
 def _prune(model: nn.Module, config: CompressConfig, data: Any, input_shape) -> tuple:
     from chipfit.compress import prune as P
 
     pc = config.prune
     if pc.structured:
         before = sum(p.numel() for p in model.parameters())
-        model, plan = P.prune_channels(model, pc.amount, torch.zeros(input_shape), groups=pc.groups)
+        batches = None
+        if pc.allocation == "sensitivity":
+            if data is None:
+                raise ValueError("sensitivity allocation measures the network on calibration images: pass data")
+            batches = list(torch.cat(calibration_batches(data, config))[:SENSITIVITY_IMAGES].split(config.batch_size))
+        model, plan = P.prune_channels(model, pc.amount, torch.zeros(input_shape), groups=pc.groups,
+                                       allocation=pc.allocation, batches=batches)
         after = sum(p.numel() for p in model.parameters())
         return model, plan, TrainHooks(), {"structured": True, "amount": pc.amount, "groups": pc.groups,
-                                           "params_before": before, "params_after": after}
+                                           "allocation": pc.allocation, "params_before": before,
+                                           "params_after": after}
     agp = P.AGPSchedule(model, pc.amount, fraction=pc.agp_fraction if config.finetune_epochs else 0.0,
                         scope=pc.scope)
     return model, None, TrainHooks(after_step=agp.step), {"structured": False, "amount": pc.amount,
@@ -186,27 +198,6 @@ def _train(model: nn.Module, data: Any, config: CompressConfig, epochs: int, out
     r = fit(model, data, cfg, hooks=hooks)
     if r.interrupted:
         raise KeyboardInterrupt(f"interrupted: continue with --resume (checkpoint in {out})")
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: list[torch.Tensor]) -> bool:
-    """Re-estimate every BatchNorm's running statistics on ``batches`` (after channel pruning, a BN after a thinned
-    layer still holds the statistics of the wide one). Returns whether the network has BatchNorm."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not bns:
-        return False
-    was = model.training
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches
-    model.train()
-    for x in batches:
-        model(x)
-    for m, mom in zip(bns, saved, strict=True):
-        m.momentum = mom
-    model.train(was)
-    return True
 
 
 def calibration_batches(data: Any, config: CompressConfig) -> list[torch.Tensor]:

@@ -97,6 +97,8 @@ class PruneConfig:
             same fraction of every tensor).
         groups: structured only: ``all`` (every channel group, residual streams included) or ``hidden`` (only the
             widths one layer writes: expansions, hidden MLP widths, heads; the residual streams stay whole).
+        allocation: structured only: ``uniform`` (``amount`` of every group) or ``sensitivity`` (per-group fractions
+            picked from the measured output distortion of cutting each group, for the MACs the uniform cut leaves).
     """
 
     amount: float = 0.5
@@ -104,6 +106,7 @@ class PruneConfig:
     agp_fraction: float = 0.5
     scope: str = "global"
     groups: str = "all"
+    allocation: str = "uniform"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
@@ -116,6 +119,10 @@ class PruneConfig:
             raise ValueError(f"channel groups to prune must be all or hidden, got {self.groups!r}")
         if self.groups != "all" and not self.structured:
             raise ValueError("groups='hidden' applies to channel (structured) pruning only")
+        if self.allocation not in ("uniform", "sensitivity"):
+            raise ValueError(f"channel allocation must be uniform or sensitivity, got {self.allocation!r}")
+        if self.allocation != "uniform" and not self.structured:
+            raise ValueError("allocation='sensitivity' applies to channel (structured) pruning only")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 groups from the traced network: depgraph.py; how each layer is cut: layers.py)."""
 
 from chipfit.compress.prune.depgraph import ChannelGroup, TraceError, channel_groups
-from chipfit.compress.prune.structured import apply_plan, group_widths, prune_channels
+from chipfit.compress.prune.structured import apply_plan, group_widths, prune_channels, recalibrate_bn
 from chipfit.compress.prune.unstructured import AGPSchedule, prunable, prune_magnitude, sparsity
 
 __all__ = ["AGPSchedule", "ChannelGroup", "TraceError", "apply_plan", "channel_groups", "group_widths", "prunable",
-           "prune_channels", "prune_magnitude", "sparsity"]
+           "prune_channels", "prune_magnitude", "recalibrate_bn", "sparsity"]

@@ -71,8 +71,12 @@ def _remove(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, list[i
 GROUPS = ("all", "hidden")
 
 
+ALLOCATIONS = ("uniform", "sensitivity")
+
+
 def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor | None = None,
-                   groups: str = "all") -> tuple[nn.Module, dict[str, Any]]:
+                   groups: str = "all", allocation: str = "uniform", batches: list[torch.Tensor] | None = None
+                   ) -> tuple[nn.Module, dict[str, Any]]:
     """Remove ``amount`` of every channel group's channels (lowest importance first), in place.
 
     Args:
@@ -81,6 +85,9 @@ def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor 
         example_input: an input (its first sample is used to trace the network); networks of the zoo know their
             input size and may omit it.
         groups: ``all`` (every prunable group) or ``hidden`` (not the residual streams, see the module's text).
+        allocation: ``uniform`` (``amount`` of every group) or ``sensitivity`` (per-group fractions chosen on the
+            outputs' distortion for the same MACs, see :mod:`chipfit.compress.prune.allocate`; needs ``batches``).
+        batches: calibration images, for ``sensitivity``.
 
     Returns:
         The model and the plan (the kept channels of each group), which :func:`apply_plan` applies to a freshly built
@@ -90,6 +97,8 @@ def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor 
         raise ValueError(f"prune amount must lie in [0, 1), got {amount}")
     if groups not in GROUPS:
         raise ValueError(f"channel groups to prune must be one of {', '.join(GROUPS)}, got {groups!r}")
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"channel allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     x = _example(model, example_input)
     found = channel_groups(model, x)
     cut = [g for g in found if groups == "all" or not g.is_stream]
@@ -101,17 +110,23 @@ def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor 
     was = model.training
     with torch.no_grad():
         before = model.eval()(x).shape
-    keep = {g.name: list(range(len(g))) for g in found}
-    for g in cut:
-        k = max(1, int(round(len(g) * (1 - amount))))
-        keep[g.name] = sorted(_scores(model, g).argsort(descending=True)[:k].tolist())
+    fractions = {g.name: amount for g in cut}
+    if allocation == "sensitivity":
+        from chipfit.compress.prune.allocate import sensitivity_keep
+
+        keep, fractions = sensitivity_keep(model, found, cut, amount, x, batches or [])
+    else:
+        keep = {g.name: list(range(len(g))) for g in found}
+        for g in cut:
+            k = max(1, int(round(len(g) * (1 - amount))))
+            keep[g.name] = sorted(_scores(model, g).argsort(descending=True)[:k].tolist())
     _remove(model, found, keep)
     with torch.no_grad():
         after = model(x).shape
     model.train(was)
     if after != before:
         raise AssertionError(f"channel pruning changed the output shape {tuple(before)} -> {tuple(after)}")
-    return model, {"version": PLAN_VERSION, "input_shape": list(x.shape), "keep": keep}
+    return model, {"version": PLAN_VERSION, "input_shape": list(x.shape), "keep": keep, "fractions": fractions}
 
 
 def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
@@ -132,3 +147,24 @@ def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
 def group_widths(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, int]:
     """Channels per prunable group, by name (what :func:`prune_channels` sees)."""
     return {g.name: len(g) for g in channel_groups(model, _example(model, example_input))}
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: list[torch.Tensor]) -> bool:
+    """Re-estimate every BatchNorm's running statistics on ``batches`` (after channel pruning, a BN after a thinned
+    layer still holds the statistics of the wide one). Returns whether the network has BatchNorm."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return False
+    was = model.training
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    model.train()
+    for x in batches:
+        model(x)
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    model.train(was)
+    return True
