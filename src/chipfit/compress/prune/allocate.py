@@ -16,7 +16,7 @@ its channels), which is exact for those layers.
 from __future__ import annotations
 
 import copy
-from collections import Counter, defaultdict
+from collections import Counter
 
 import torch
 import torch.nn as nn
@@ -71,13 +71,9 @@ class MacModel:
 
 def dropped_channels(group: ChannelGroup, kept: list[int]) -> dict[tuple[str, str], int]:
     """How many channels each (layer, role) loses when ``group`` keeps only ``kept``."""
-    out: dict[tuple[str, str], int] = defaultdict(int)
-    kept_set = set(kept)
-    for i, uses in enumerate(group.classes):
-        if i not in kept_set:
-            for layer, role, _ in uses:
-                out[layer, role] += 1
-    return out
+    from chipfit.compress.prune.structured import dropped_positions
+
+    return {key: len(pos) for key, pos in dropped_positions(group, kept).items()}
 
 
 def _add(a: dict, b: dict, sign: int = 1) -> dict:

@@ -53,15 +53,23 @@ def _scores(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
     return torch.stack(scores)
 
 
+def dropped_positions(group: ChannelGroup, kept: list[int]) -> dict[tuple[str, str], set[int]]:
+    """The channel positions each (layer, role) loses when ``group`` keeps only the classes ``kept``."""
+    dropped: dict[tuple[str, str], set[int]] = defaultdict(set)
+    kept_set = set(kept)
+    for i, uses in enumerate(group.classes):
+        if i not in kept_set:
+            for layer, role, pos in uses:
+                dropped[layer, role].add(pos)
+    return dropped
+
+
 def _remove(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, list[int]]) -> None:
     """Cut every layer to the kept classes of every group."""
     dropped: dict[tuple[str, str], set[int]] = defaultdict(set)
     for g in groups:
-        kept = set(keep[g.name])
-        for i, uses in enumerate(g.classes):
-            if i not in kept:
-                for layer, role, pos in uses:
-                    dropped[layer, role].add(pos)
+        for key, pos in dropped_positions(g, keep[g.name]).items():
+            dropped[key] |= pos
     for (layer, role), gone in dropped.items():
         module = model.get_submodule(layer)
         idx = torch.tensor([i for i in range(L.width(module, role)) if i not in gone], dtype=torch.long)
