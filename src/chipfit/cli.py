@@ -303,7 +303,7 @@ def compress(
                                   calibration=calib_method, quadratic=quadratic, keep_8bit=keep_8bit) \
             if quantize else None
         pc = PruneConfig(prune, structured, scope=prune_scope, groups=prune_groups,
-                                  allocation=prune_allocation) if prune is not None else None
+                         allocation=prune_allocation) if prune is not None else None
         cfg = CompressConfig(fold=fold, quant=q, prune=pc,
                              distill=DistillConfig(str(distill_from)) if distill_from else None,
                              finetune_epochs=finetune, qat_epochs=qat, calib_images=calib, lr=lr,

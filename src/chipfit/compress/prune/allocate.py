@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from chipfit.compress.prune import layers as L
 from chipfit.compress.prune.depgraph import ChannelGroup
+from chipfit.compress.prune.structured import _remove, _scores, dropped_positions, recalibrate_bn
 from chipfit.layers import QuadraConv2d, QuadraLinear
 
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -71,8 +72,6 @@ class MacModel:
 
 def dropped_channels(group: ChannelGroup, kept: list[int]) -> dict[tuple[str, str], int]:
     """How many channels each (layer, role) loses when ``group`` keeps only ``kept``."""
-    from chipfit.compress.prune.structured import dropped_positions
-
     return {key: len(pos) for key, pos in dropped_positions(group, kept).items()}
 
 
@@ -94,8 +93,6 @@ def sensitivity_keep(model: nn.Module, found: list[ChannelGroup], cut: list[Chan
 
     Returns the keep lists (every group of ``found``; those not in ``cut`` whole) and the fraction removed per group.
     """
-    from chipfit.compress.prune.structured import _remove, _scores, recalibrate_bn
-
     if not batches:
         raise ValueError("sensitivity allocation measures the network's outputs: it needs calibration images")
     model.eval()

@@ -77,8 +77,6 @@ def _remove(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, list[i
 
 
 GROUPS = ("all", "hidden")
-
-
 ALLOCATIONS = ("uniform", "sensitivity")
 
 
