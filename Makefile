@@ -35,9 +35,9 @@ data:
 # quadranet_s28 with plain autograd in its quadratic layers, 31% faster to train on a CPU than the recompute.
 demo: $(STAMP) data
 	rm -rf runs/demo
-	$(BIN)/chipfit train --model configs/quadranet_s28_demo.json --data fashion-mnist --epochs 6 --batch-size 128 \
+	$(BIN)/chipfit train configs/quadranet_s28_demo.json --data fashion-mnist --epochs 6 --batch-size 128 \
 		--lr 3e-3 --warmup-epochs 0.3 --crop-pad 0 --out runs/demo
-	$(BIN)/chipfit profile runs/demo --hw cortex-a76 --dtype int8 --json runs/demo/profile.json \
+	$(BIN)/chipfit profile runs/demo --hw cortex-a76 --precision int8 --json runs/demo/profile.json \
 		--plot runs/demo/roofline.png
 
 test: $(STAMP)

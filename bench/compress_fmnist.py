@@ -14,6 +14,7 @@ Usage: .venv/bin/python bench/compress_fmnist.py [--steps 200] [--nets quadranet
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import tempfile
@@ -24,10 +25,10 @@ import numpy as np
 import torch
 
 from chipfit.compress import CompressConfig, DistillConfig, PruneConfig, QuantConfig, compress
-from chipfit.compress.api import _export_float, ort_latency
 from chipfit.data import load_data
+from chipfit.deploy import export_compressed, export_float, ort_latency
+from chipfit.load import load_model
 from chipfit.train import TrainConfig, TrainHooks, fit
-from chipfit.train.run import model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "bench_compress"
@@ -96,10 +97,12 @@ def run_variant(net: str, label: str, cfg: CompressConfig, data, report_only: bo
         return fill_fused(net, out, json.loads((out / "report.json").read_text()))
     if report_only:
         return None
-    model, _ = model_from_checkpoint(ROOT / "runs" / "bench_fmnist" / net / "best.pt")
+    model = load_model(ROOT / "runs" / "bench_fmnist" / net / "best.pt").module
     t = time.perf_counter()
+    baseline = copy.deepcopy(model)
     res = compress(model, cfg, data, out=out, resume=(out / "finetune").exists() or (out / "qat").exists(),
                    progress=False, model_name=net)
+    export_compressed(res, out, data.input_shape(1), data=data, baseline_model=baseline)
     rep = res.report
     rep["seconds"] = time.perf_counter() - t
     rep["onnx_accuracy"] = onnx_accuracy(out / "model.onnx", data)
@@ -113,7 +116,7 @@ def fill_fused(net: str, out: Path, rep: dict) -> dict:
     shapes, bit widths and sparsity, not on its weights."""
     from chipfit.compress.fold import fold_bn
     from chipfit.compress.prune import apply_plan
-    from chipfit.hw.sim import simulate
+    from chipfit.hw.sim import precision_from_bits, simulate
     from chipfit.train.checkpoint import load_checkpoint
 
     if all("latency_fused_s" in rep[k] for k in ("baseline", "compressed")):
@@ -122,21 +125,22 @@ def fill_fused(net: str, out: Path, rep: dict) -> dict:
     plan = json.loads(state.get("prune_plan") or "null")
     for key in ("baseline", "compressed"):
         r = rep[key]
-        model, _ = model_from_checkpoint(ROOT / "runs" / "bench_fmnist" / net / "best.pt")
+        model = load_model(ROOT / "runs" / "bench_fmnist" / net / "best.pt").module
         model.eval()
         if key == "compressed":
             fold_bn(model)
             if plan:
                 apply_plan(model, plan)
         bits = r["bits"] if r["bits"] in (4, 8, 16, 32) else 8
-        tot = simulate(model, r["arch"], bits=bits, weight_bits=r["weight_bits"], input_shape=(1, 1, 28, 28),
-                       fuse=True).total  # edge-npu skips no unstructured zeros: dense, as the report says
+        # edge-npu skips no unstructured zeros: dense, as the report says
+        tot = simulate(model, r["arch"], precision=precision_from_bits(bits, r["weight_bits"]),
+                       input_shape=(1, 1, 28, 28), fused=True).total
         r["latency_fused_s"], r["energy_fused_j"] = tot["time_s"], tot["energy_j"]
     (out / "report.json").write_text(json.dumps(rep, indent=2))
     return rep
 
 
-SKIP_ARCH, SKIP_BITS = "eyeriss-like", 16
+SKIP_ARCH, SKIP_PRECISION = "eyeriss-v1", "int16"
 
 
 def zero_skip(net: str, rows: list[dict]) -> list[dict]:
@@ -145,14 +149,14 @@ def zero_skip(net: str, rows: list[dict]) -> list[dict]:
     from chipfit.compress.fold import fold_bn
     from chipfit.hw.sim import simulate
 
-    model, _ = model_from_checkpoint(ROOT / "runs" / "bench_fmnist" / net / "best.pt")
+    model = load_model(ROOT / "runs" / "bench_fmnist" / net / "best.pt").module
     fold_bn(model.eval())
     out = []
     for x in [r for r in rows if r["variant"].startswith("float")] + [r for r in rows if "unstructured" in
                                                                        r["variant"]]:
         sp = round(x["weight_sparsity"] or 0.0, 4)
-        tot = simulate(model, SKIP_ARCH, bits=SKIP_BITS, sparsity=sp if sp > 0.01 else None,
-                       input_shape=(1, 1, 28, 28), fuse=True).total
+        tot = simulate(model, SKIP_ARCH, precision=SKIP_PRECISION, sparsity=sp if sp > 0.01 else None,
+                       input_shape=(1, 1, 28, 28), fused=True).total
         out.append({"variant": x["variant"], "accuracy": x["accuracy"], "weight_sparsity": sp, "macs": tot["macs"],
                     "latency_s": tot["time_s"], "energy_j": tot["energy_j"],
                     "dram_bytes": tot["dram_read_bytes"] + tot["dram_write_bytes"]})
@@ -173,15 +177,15 @@ def onnx_accuracy(path: Path, data, limit: int | None = None) -> float:
 
 def ort_static(net: str, data, per_channel: bool, method: str = "MinMax") -> dict:
     """The trained float network through ONNX Runtime's own post-training quantization (QDQ, int8)."""
-    from chipfit.compress.quant import ort_quantize_static
+    from chipfit.deploy import ort_quantize_static
 
-    model, _ = model_from_checkpoint(ROOT / "runs" / "bench_fmnist" / net / "best.pt")
+    model = load_model(ROOT / "runs" / "bench_fmnist" / net / "best.pt").module
     model.eval()
     shape = data.input_shape(1)
     idx = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:512]
     calib = list(data.normalise(data.train.images[idx]).split(1))
     with tempfile.TemporaryDirectory() as tmp:
-        f = _export_float(model, Path(tmp) / "float.onnx", shape)
+        f = export_float(model, Path(tmp) / "float.onnx", shape)
         q = Path(tmp) / "int8.onnx"
         ort_quantize_static(f, q, calib, per_channel=per_channel, method=method)
         return {"accuracy": onnx_accuracy(q, data), "size_bytes": q.stat().st_size,
@@ -190,9 +194,9 @@ def ort_static(net: str, data, per_channel: bool, method: str = "MinMax") -> dic
 
 def distillation(data, epochs: int, teacher_net: str, train: bool = True) -> list[dict]:
     """A QuadraNet student at a third of quadranet_s28's width, alone and distilled from a trained teacher."""
-    from chipfit.compress.distill import distill_hooks, load_teacher
+    from chipfit.api import write_train_report as write_report
+    from chipfit.compress.distill import distill_hooks, freeze_teacher
     from chipfit.models import build_model, create_model
-    from chipfit.train.run import write_report
 
     teacher_path = ROOT / "runs" / "bench_fmnist" / teacher_net / "best.pt"
     rows = []
@@ -211,7 +215,8 @@ def distillation(data, epochs: int, teacher_net: str, train: bool = True) -> lis
             student = build_model(ref.replace(stages=stages, name="quadranet_s28_narrow"))
             hooks = TrainHooks()
             if dcfg is not None:
-                hooks = distill_hooks(student, load_teacher(dcfg.teacher), dcfg, torch.zeros(data.input_shape(1)))
+                teacher = freeze_teacher(load_model(dcfg.teacher).module)
+                hooks = distill_hooks(student, teacher, dcfg, torch.zeros(data.input_shape(1)))
             cfg = TrainConfig(epochs=epochs, batch_size=128, lr=3e-3, warmup_epochs=0.3, seed=0, out=str(out),
                               resume=(out / "last.pt").is_file(), progress=False)
             result = fit(student, data, cfg, hooks=hooks)
@@ -317,7 +322,7 @@ def write_md(results: dict) -> None:
                          f"(float file {x['float_ort_latency_s'] * 1e3:.3f} ms) |")
         lines.append("")
         if r.get("zero_skip"):
-            lines += [f"Unstructured sparsity on a chip that skips zero weights ({SKIP_ARCH}, {SKIP_BITS}-bit data, "
+            lines += [f"Unstructured sparsity on a chip that skips zero weights ({SKIP_ARCH}, {SKIP_PRECISION} data, "
                       "fused layers; edge-npu above does not skip them, so its latency does not move):", "",
                       "| variant | accuracy | weight sparsity | MACs executed | latency | energy | DRAM bytes |",
                       "|---|---:|---:|---:|---:|---:|---:|"]

@@ -52,7 +52,7 @@ def main() -> None:
                 if amount:
                     prune_channels(m, amount, X, groups=which)
                 p = chipfit.profile(m, input_shape=tuple(X.shape)).total
-                sim = simulate(m, "edge-npu", bits=8, input_shape=tuple(X.shape), fuse=True).total
+                sim = simulate(m, "edge-npu", precision="int8", input_shape=tuple(X.shape), fused=True).total
                 row[key][str(amount)] = {"params": p.params, "macs": p.macs, "latency_s": sim["time_s"]}
         rows.append(row)
         print(name, row["groups"], row["prunable"], flush=True)
@@ -61,7 +61,7 @@ def main() -> None:
              "Written by `bench/prune_groups.py`. Each network BN-folded, traced once on a 1x1x28x28 input. "
              "'stream' groups are written by several layers (a residual stream: every block adds into it); 'prunable' "
              "counts channels in any group, of all conv/linear output channels (the rest are frozen: the logits, and "
-             "channels behind splits or shuffles). Latency: `chipfit simulate --arch edge-npu --bits 8 --fuse`. "
+             "channels behind splits or shuffles). Latency: `chipfit simulate --hw edge-npu --precision int8` (fused). "
              "'all' cuts every group by the fraction, 'hidden' (`--prune-groups hidden`) leaves the streams whole.", "",
              "| network | cut | groups (streams) | prunable (in streams) / all channels | trace | params kept at "
              "30/50/70% | MACs kept at 30/50/70% | modelled latency float -> 30/50/70% |",

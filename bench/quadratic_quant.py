@@ -16,8 +16,8 @@ from chipfit.compress.api import calibration_batches
 from chipfit.compress.fold import fold_bn
 from chipfit.compress.quant import calibrate, quantize
 from chipfit.data import load_data
+from chipfit.load import load_model
 from chipfit.train import evaluate
-from chipfit.train.run import model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     data = load_data("fashion-mnist", seed=0)
-    base, _ = model_from_checkpoint(ROOT / "runs" / "bench_fmnist" / "quadranet_s28" / "best.pt")
+    base = load_model(ROOT / "runs" / "bench_fmnist" / "quadranet_s28" / "best.pt").module
     fold_bn(base.eval())
     float_acc = evaluate(base, data, "test")["accuracy"]
     batches = calibration_batches(data, CompressConfig(calib_images=512))

@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from chipfit.api import train as run
 from chipfit.train import TrainConfig
-from chipfit.train.run import run
 
 MODELS = ["quadranet_s28", "mobilenetv2_s28", "shufflenetv2_s28", "convnext_s28", "hornet_s28", "swin_s28"]
 ROOT = Path(__file__).parents[1]

@@ -19,21 +19,32 @@ RESNET = "tests.cost.nets:ResNetish"
 
 
 def test_profile_api_shape_and_json_keys():
-    p = chipfit.profile(NETS["resnet"][0](), (1, 3, 64, 64), hw="jetson-tx2", dtype="fp16")
-    assert p.total.macs > 0 and p.total.latency_s > 0 and p.total.energy_j > 0
+    p = chipfit.profile(NETS["resnet"][0](), (1, 3, 64, 64), hw="jetson-tx2", precision="fp16")
+    assert p.total.macs > 0 and p.estimate.latency_s > 0 and p.estimate.energy_j > 0
+    assert p.estimate.source == "roofline" and p.estimate.target == "jetson-tx2" and p.estimate.fused
+    assert p.estimates["unfused"].latency_s >= p.estimates["fused"].latency_s
     assert p.total.params == sum(x.numel() for x in NETS["resnet"][0]().parameters())
     assert set(p.by_op_type()) >= {"conv", "linear", "pool"}
     assert p.by_module(depth=1)["layers"].macs > 0
     d = json.loads(p.to_json())
-    assert {"total", "by_op_type", "layers", "unsupported", "hardware", "conventions"} <= set(d)
-    assert d["execution"] == "fused" and d["hardware"]["name"] == "jetson-tx2"
+    assert {"total", "by_op_type", "layers", "unsupported", "estimates", "conventions"} <= set(d)
+    assert d["execution"] == "fused" and d["estimates"]["fused"]["extra"]["chip"]["name"] == "jetson-tx2"
     assert d["total"]["macs"] == p.total.macs
     assert sum(layer["macs"] for layer in d["layers"]) == p.total.macs
+    assert sum(layer["latency_s"] for layer in d["layers"]) == pytest.approx(p.estimate.latency_s)
+
+
+def test_dtype_is_the_old_name_of_precision():
+    with pytest.warns(DeprecationWarning, match="precision"):
+        old = chipfit.profile("quadranet_s28", hw="edge-npu", dtype="int8")
+    new = chipfit.profile("quadranet_s28", hw="edge-npu", precision="int8")
+    assert old.estimate.latency_s == new.estimate.latency_s and old.precision == new.precision
 
 
 def test_profile_without_chip_has_costs_but_no_time():
     p = chipfit.profile(NETS["convnext"][0](), "1x3x64x64")
-    assert p.total.latency_s == 0 and p.hardware is None and p.total.flops > 2 * p.total.macs
+    assert p.estimate is None and p.estimates == {} and p.total.flops > 2 * p.total.macs
+    assert p.fusion()["latency_saved_s"] is None and "latency_s" not in p.to_dict()["layers"][0]
 
 
 def test_import_chipfit_is_light():
@@ -50,7 +61,7 @@ def test_cli_profile_writes_json_csv_and_plots(tmp_path, monkeypatch):
     r = runner.invoke(app, ["profile", RESNET, "--input", "1x3x64x64", "--hw", "cortex-a76", "--json", str(j),
                             "--csv", str(c), "--plot", str(png), "--by", "op"])
     assert r.exit_code == 0, r.output
-    assert json.loads(j.read_text())["hardware"]["name"] == "cortex-a76"
+    assert json.loads(j.read_text())["estimates"]["fused"]["target"] == "cortex-a76"
     assert c.read_text().splitlines()[0].startswith("name,module")
     assert png.stat().st_size > 10_000 and (tmp_path / "roof_layers.png").stat().st_size > 10_000
     assert "conv" in r.output and "totals" in r.output
@@ -73,7 +84,8 @@ def test_cli_profile_onnx(tmp_path):
         (["profile", "resnet5O"], "unknown model 'resnet5O'"),
         (["profile", RESNET, "--input", "1x5x64x64"], "failed on input 1x5x64x64"),
         (["profile", RESNET, "--input", "1x3xbig"], "not of the form"),
-        (["profile", RESNET, "--input", "1x3x64x64", "--hw", "tpu-v1"], "tpu-v1 has no fp32 peak"),
+        (["profile", RESNET, "--input", "1x3x64x64", "--hw", "tpu-v1", "--precision", "fp32"],
+         "tpu-v1 has no fp32 peak"),
         (["profile", RESNET, "--input", "1x3x64x64", "--dtype", "fp12"], "unknown precision"),
         (["profile", RESNET, "--input", "1x3x64x64", "--plot", "x.png"], "--plot needs a chip"),
         (["profile", "nosuchpkg.mod:f"], "cannot import 'nosuchpkg.mod'"),
@@ -117,3 +129,14 @@ def test_simulate_is_exported_lazily():
 
     res = chipfit.simulate("quadranet_s28", "edge-npu")
     assert res.total["macs"] == chipfit.profile("quadranet_s28").total.macs
+    est = res.estimate()
+    assert est.source == "simulator" and est.latency_s == res.total["time_s"] and est.fused
+
+
+def test_one_name_for_a_target_across_profile_and_simulate():
+    r = runner.invoke(app, ["profile", "quadranet_s28", "--hw", "edge-npu"])
+    assert r.exit_code == 0 and "precision int8: edge-npu has no fp32" in " ".join(r.output.split()), r.output
+    r = runner.invoke(app, ["simulate", "quadranet_s28", "--hw", "edge-npu"])
+    assert r.exit_code == 0 and "deprecated" not in r.output, r.output
+    r = runner.invoke(app, ["simulate", "quadranet_s28", "--arch", "edge-npu"])
+    assert r.exit_code == 0 and "deprecated: --arch is now --hw" in r.output, r.output

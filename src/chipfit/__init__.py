@@ -17,15 +17,16 @@ _LAZY = {
     "list_chips": ("chipfit.hw", "list_chips"),
     "create_model": ("chipfit.models", "create_model"),
     "list_models": ("chipfit.models", "list_models"),
-    "simulate": ("chipfit.hw.sim", "simulate"),
+    "simulate": ("chipfit.api", "simulate"),
+    "load_model": ("chipfit.load", "load_model"),
     "compress": ("chipfit.compress", None),  # the package is callable: chipfit.compress(model, config, data=...)
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from chipfit.api import profile  # noqa: F401
+    from chipfit.api import profile, simulate  # noqa: F401
     from chipfit.cost import Precision, Profile  # noqa: F401
     from chipfit.hw import list_chips, load_chip  # noqa: F401
-    from chipfit.hw.sim import simulate  # noqa: F401
+    from chipfit.load import load_model  # noqa: F401
     from chipfit.models import create_model, list_models  # noqa: F401
 
 

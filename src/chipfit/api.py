@@ -1,29 +1,33 @@
-"""The public entry points that combine stages: ``chipfit.profile``.
+"""The public entry points that combine stages: ``chipfit.profile``, ``chipfit.simulate``, ``chipfit.api.train``.
 
-Kept above ``cost/`` and ``hw/`` so that data flows one way: models -> cost records -> hardware models.
+Each takes a model spec (:mod:`chipfit.load`) and a target where it needs one (``hw``: a chip name, a YAML file or a
+SCALE-Sim ``.cfg``), so that the stages below see modules, profiles and chips only. Kept at the top so that data
+flows one way: models -> cost records -> hardware models -> reports.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
-from chipfit.cost import Precision, Profile, analyze, capture_onnx, capture_torch
+from chipfit.cost import Precision, Profile, count
 from chipfit.cost.guidelines import check
 from chipfit.hw import Chip, load_chip
-from chipfit.hw.roofline import apply_chip
+from chipfit.hw import roofline as _roofline
+from chipfit.load import LoadedModel, load_model
 
 
 def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     """``1x3x224x224`` (or ``1,3,224,224``) -> (1, 3, 224, 224); ValueError with the expected form otherwise."""
     if not isinstance(text, str):
-        shape = tuple(int(d) for d in text)
+        try:
+            shape = tuple(int(d) for d in text)
+        except (TypeError, ValueError):
+            raise ValueError(f"input shape {text!r} is not a sequence of integers such as (1, 3, 224, 224)") from None
     else:
         parts = text.lower().replace(",", "x").replace(" ", "").split("x")
         try:
@@ -35,80 +39,190 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def resolve_model(spec: str | nn.Module, **kwargs: Any) -> tuple[nn.Module | Path, tuple[int, ...] | None, str]:
-    """Turn a model spec into (module or ONNX path, default input shape, label).
-
-    ``spec`` is an ``nn.Module``, a built-in name (``quadranet36_t``), a ``package.module:factory`` path, or a
-    path to an ``.onnx`` file.
-    """
-    if isinstance(spec, nn.Module):
-        return spec, None, type(spec).__name__
-    spec = str(spec)
-    if spec.lower().endswith(".onnx") or Path(spec).suffix.lower() == ".onnx":
-        return Path(spec), None, Path(spec).stem
-    if Path(spec).suffix.lower() in (".pt", ".pth") or (Path(spec).is_dir() and (Path(spec) / "best.pt").is_file()):
-        from chipfit.train.run import model_from_checkpoint
-
-        path = Path(spec) / "best.pt" if Path(spec).is_dir() else Path(spec)
-        model, _ = model_from_checkpoint(path)
-        cfg = getattr(model, "config", None)
-        shape = (1, cfg.in_chans, cfg.input_size, cfg.input_size) if cfg is not None else None
-        return model, shape, path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
-    if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-        if os.getcwd() not in sys.path:  # a user's own package in the working directory, as uvicorn does
-            sys.path.insert(0, os.getcwd())
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError as e:
-            raise ValueError(f"cannot import {mod_name!r} (from {spec!r}): {e}") from e
-        factory = getattr(mod, attr, None)
-        if factory is None:
-            raise ValueError(f"{mod_name!r} has no attribute {attr!r}")
-        model = factory(**kwargs) if callable(factory) and not isinstance(factory, nn.Module) else factory
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-        return model, None, attr
-    from chipfit.models import get_entry
-
-    entry = get_entry(spec)
-    return entry.factory(**kwargs), entry.input_shape, spec
+def _precision(precision: str | Precision | None, dtype: str | Precision | None, default: str) -> Precision:
+    if dtype is not None:
+        if precision is not None:
+            raise ValueError("give precision=..., not both precision and dtype")
+        warnings.warn("dtype=... is deprecated: use precision=... (the same values: fp32, int8, w4a8, ...)",
+                      DeprecationWarning, stacklevel=3)
+        precision = dtype
+    return Precision.parse(precision or default)
 
 
-def profile(
-    model: str | nn.Module,
-    input_shape: Sequence[int] | str | None = None,
-    hw: str | Chip | None = None,
-    dtype: str | Precision = "fp32",
-    fused: bool = True,
-    mode: str = "auto",
-) -> Profile:
+def _counted(loaded: LoadedModel, input_shape: Sequence[int] | str | None, precision: Precision, fused: bool,
+             mode: str = "auto") -> Profile:
+    shape = parse_shape(input_shape) if input_shape is not None else loaded.input_shape
+    if loaded.module is not None and shape is None:
+        raise ValueError(f"give an input shape for {loaded.name} (e.g. 1x3x224x224)")
+    return count(loaded.target, shape, precision, fused=fused, mode=mode, name=loaded.name)
+
+
+def profile(model: str | nn.Module, input_shape: Sequence[int] | str | None = None, hw: str | Chip | None = None,
+            precision: str | Precision | None = None, fused: bool = True, mode: str = "auto",
+            dtype: str | Precision | None = None) -> Profile:
     """Profile a network: parameters, MACs, FLOPs, bytes, structure, fusion and guidelines, and, given a chip,
-    roofline latency and energy.
+    roofline latency and energy (``profile.estimate``; both modes in ``profile.estimates``).
 
     Args:
-        model: an ``nn.Module``, a built-in name, a ``package.module:factory`` path, an ``.onnx`` file, or a
-            training checkpoint (``.pt``, or a run folder holding ``best.pt``).
-        input_shape: e.g. ``(1, 3, 224, 224)`` or ``"1x3x224x224"``; defaults to a built-in model's own shape.
-        hw: a chip name (``chipfit hw list``), a YAML file, or a :class:`~chipfit.hw.Chip`.
-        dtype: ``fp32``, ``fp16``, ``int8``, ... or ``wXaY`` for separate weight and activation bits.
+        model: a model spec (:mod:`chipfit.load`): module, built-in name, ``module:factory``, ``.onnx``,
+            ``ModelConfig`` JSON, checkpoint or run folder.
+        input_shape: e.g. ``(1, 3, 224, 224)`` or ``"1x3x224x224"``; defaults to the model's own shape.
+        hw: a chip name (``chipfit hw list``), a YAML file, a SCALE-Sim ``.cfg``, or a :class:`~chipfit.hw.Chip`.
+        precision: ``fp32``, ``fp16``, ``int8``, ... or ``wXaY`` for separate weight and activation bits; default
+            fp32, or the chip's fastest dtype on a chip without fp32 arithmetic (a note says so).
         fused: whether ``total`` and ``layers`` assume fused execution (both modes are always computed).
         mode: capture mode for PyTorch models: ``auto``, ``meta`` or ``real``.
+        dtype: the old name of ``precision`` (deprecated).
     """
-    precision = Precision.parse(dtype)
-    chip = load_chip(hw) if isinstance(hw, str) else hw
+    chip = load_chip(hw) if hw is not None and not isinstance(hw, Chip) else hw
+    notes = []
+    if precision is None and dtype is None and chip is not None and "fp32" not in chip.peak_ops_per_s:
+        precision = chip.best_dtype()  # the chip's own arithmetic, rather than an error for a default nobody chose
+        notes.append(f"precision {precision}: {chip.name} has no fp32 arithmetic (give --precision to choose)")
+    prec = _precision(precision, dtype, "fp32")
     if chip is not None:
-        chip.peak(precision.compute)  # fail early, naming the dtypes the chip supports
-    target, default_shape, name = resolve_model(model)
-    shape = parse_shape(input_shape) if input_shape is not None else default_shape
-    if isinstance(target, Path):
-        graph = capture_onnx(target, shape)
-    else:
-        if shape is None:
-            raise ValueError(f"give an input shape for {name} (e.g. 1x3x224x224)")
-        graph = capture_torch(target, input_shape=shape, mode=mode, name=name)
-    prof = analyze(graph, precision, fused=fused)
+        chip.peak(prec.compute)  # fail early, naming the dtypes the chip supports
+    prof = _counted(load_model(model), input_shape, prec, fused, mode)
+    prof.notes.extend(notes)
     if chip is not None:
-        prof = apply_chip(prof, chip)
-    prof.guidelines = check(prof)
+        prof.estimates = {"unfused": _roofline.estimate(prof, chip, fused=False),
+                          "fused": _roofline.estimate(prof, chip, fused=True)}
+        prof.guidelines = check(prof, prof.estimates)
     return prof
+
+
+def simulate(model: Any, hw: Any = None, *, input_shape: Sequence[int] | str | None = None, **options: Any) -> Any:
+    """Simulate a network on a target with a systolic array (:func:`chipfit.hw.sim.simulate`).
+
+    Args:
+        model: a model spec (:mod:`chipfit.load`), a :class:`~chipfit.cost.Profile`, a SCALE-Sim topology ``.csv``
+            or a list of simulator layers.
+        hw: a chip with an ``array`` section (``chipfit hw list``), a YAML file, a SCALE-Sim ``.cfg``, or an Arch.
+        input_shape: the input, for a model that does not define one.
+        options: ``precision``, ``fused``, ``dataflow``, ``batch``, ``chips``, ``sparsity`` (and the deprecated
+            spellings) as :func:`chipfit.hw.sim.simulate` takes them.
+    """
+    from chipfit.hw.sim import simulate as run
+
+    if isinstance(model, (str, Path, nn.Module)) and not str(model).lower().endswith(".csv"):
+        loaded = load_model(model)
+        fused = options.get("fused", options.get("fuse"))
+        model = _counted(loaded, input_shape, Precision.parse("fp32"), True if fused is None else fused)
+    return run(model, hw, input_shape=input_shape, **options)
+
+
+# --- compression ------------------------------------------------------------------------------------------------
+
+
+def compress(model: str | nn.Module, config: Any, data: Any = None, *, out: str | Path | None = None,
+             resume: bool = False, progress: bool = True, input_shape: Sequence[int] | None = None,
+             export: bool = True) -> Any:
+    """Load a trained network, compress it (:func:`chipfit.compress.compress`) and, with ``out``, export it.
+
+    ``out`` receives ``compressed.pt`` and ``report.json`` from the compression, and (``export``) ``model.onnx``
+    (QDQ for integer quantization, float otherwise), checked against PyTorch in ONNX Runtime, with the ONNX Runtime
+    latency of the baseline and of the compressed network in the report.
+
+    Args:
+        model: a model spec; a training checkpoint or run folder keeps its input normalisation.
+        config: a :class:`~chipfit.compress.CompressConfig`; its teacher (distillation) is a model spec too.
+        data: ``fashion-mnist``, a class-per-folder tree, or a loaded :class:`~chipfit.data.DataBundle`.
+    """
+    import copy
+
+    from chipfit.compress import compress as run
+    from chipfit.data import load_data
+
+    loaded = load_model(model)
+    if loaded.kind == "compressed":
+        raise ValueError(f"{loaded.path} is already compressed; compress the float checkpoint it came from")
+    if loaded.module is None:
+        raise ValueError(f"{loaded.name}: compression needs a PyTorch network, not an ONNX file")
+    bundle = load_data(data, seed=config.seed) if isinstance(data, (str, Path)) else data
+    if bundle is not None and loaded.norm:
+        bundle.mean, bundle.std = loaded.norm["mean"], loaded.norm["std"]
+    teacher = load_model(config.distill.teacher).module if config.distill is not None else None
+    exporting = out is not None and export
+    baseline = copy.deepcopy(loaded.module).eval() if exporting else None
+    res = run(loaded.module, config, bundle, out=out, resume=resume, progress=progress, input_shape=input_shape,
+              model_name=loaded.registry_name, teacher=teacher)
+    if exporting:
+        from chipfit.deploy import export_compressed
+
+        shape = tuple(input_shape) if input_shape is not None else bundle.input_shape(1)
+        export_compressed(res, Path(out), shape, bundle, baseline)
+    return res
+
+
+# --- training runs ------------------------------------------------------------------------------------------------
+
+
+def train(model: str | nn.Module, data: str, cfg: Any, crop_pad: int = 2,
+          flip: bool | None = None) -> tuple[Any, dict[str, Any] | None]:
+    """Load data, build the model (seeded), train, and (unless interrupted) write the run's report.
+
+    ``--out DIR`` receives ``last.pt``, ``best.pt``, ``metrics.jsonl``, ``report.json`` (``test_accuracy`` as a
+    fraction, per-class accuracy, ``params``, ``macs``, ``train_seconds``, ``model``, the seed and the config) and
+    ``confusion.png``.
+
+    Args:
+        model: a built-in name, a ``ModelConfig`` JSON file (sized for the data: classes, channels, image size),
+            a ``module:factory`` path or a module.
+        data: ``fashion-mnist`` or a class-per-folder tree.
+        cfg: a :class:`~chipfit.train.TrainConfig`.
+        crop_pad: random-crop augmentation after zero padding by this many pixels (0 disables it).
+        flip: horizontal flips (default: the data set's own choice; on for Fashion-MNIST).
+
+    Returns:
+        (the training result, the report; ``None`` when the run was interrupted).
+    """
+    import torch
+
+    from chipfit.data import load_data
+    from chipfit.train import TrainConfig, fit
+
+    if crop_pad < 0:
+        raise ValueError(f"crop padding must be >= 0, got {crop_pad}")
+    bundle = load_data(data, seed=cfg.seed)
+    bundle.pad = crop_pad
+    if flip is not None:
+        bundle.flip = flip
+    torch.manual_seed(cfg.seed)  # the network's initial weights follow the seed too
+    loaded = load_model(model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
+                        input_size=bundle.image_size[0])
+    cfg = TrainConfig(**{**cfg.to_dict(), "model_name": loaded.registry_name})
+    result = fit(loaded.module, bundle, cfg)
+    if result.interrupted:
+        return result, None
+    return result, write_train_report(result, bundle, loaded.registry_name or loaded.name, cfg)
+
+
+def write_train_report(result: Any, data: Any, name: str, cfg: Any) -> dict[str, Any]:
+    """Test accuracy, per-class accuracy and the confusion matrix (PNG) of a finished run, plus its cost."""
+    import json
+
+    from chipfit.report.plots import confusion_png
+    from chipfit.train import evaluate
+
+    test = evaluate(result.model, data, "test", per_class=True)
+    prof = count(result.model, data.input_shape(1))
+    report = {
+        "model": name,
+        "data": data.name,
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "per_class_accuracy": test["per_class"],
+        "best_val_accuracy": result.best_val_accuracy,
+        "params": prof.total.params,
+        "macs": prof.total.macs,
+        "train_seconds": result.train_seconds,
+        "epochs": len(result.history),
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "history": result.history,
+    }
+    if result.out:
+        (result.out / "report.json").write_text(json.dumps(report, indent=2))
+        confusion_png(test["confusion"], data.classes, result.out / "confusion.png",
+                      f"{name} on {data.name}: test accuracy {test['accuracy']:.2%}")
+    return report

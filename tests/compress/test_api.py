@@ -1,4 +1,4 @@
-"""compress(): storage closed forms, the report's keys, files in --out, a compressed checkpoint that rebuilds."""
+"""compress(): the report's keys and steps, the files in --out (no ONNX: that is deploy's), distillation's teacher."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from chipfit.compress import CompressConfig, PruneConfig, QuantConfig, compress, size_bytes
-from chipfit.compress.api import INDEX_BITS
+from chipfit.compress import CompressConfig, DistillConfig, PruneConfig, QuantConfig, compress
+from chipfit.compress.api import TEACHER_NEEDED
 from tests.train.test_engine import toy_data
 
 
@@ -19,22 +19,6 @@ def _net() -> nn.Module:
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
 
 
-def test_size_bytes_closed_form():
-    net = _net()
-    weights = 8 * 9 + 8 * 8 * 9 + 8 * 2
-    others = 8 + 8 + 8 + 2 + 8  # conv biases, BN weight and bias, linear bias (BN buffers are not parameters)
-    assert size_bytes(net) == 4 * (weights + others)
-    assert size_bytes(net, QuantConfig.from_name("int8")) == weights + 4 * others
-    assert size_bytes(net, QuantConfig.from_name("int4")) == weights // 2 + 4 * others
-    assert size_bytes(net, QuantConfig.from_name("binary")) == weights // 8 + 4 * others
-    assert size_bytes(net, QuantConfig.from_name("fp16")) == 2 * (weights + others)
-    with torch.no_grad():  # a mostly-zero tensor is stored as values + indices when that is smaller
-        net[3].weight[:, :7] = 0
-    nnz = 8 * 1 * 9
-    sparse = nnz * (32 + INDEX_BITS) / 8
-    assert size_bytes(net) == 4 * (weights - 8 * 8 * 9 + others) + sparse
-
-
 def test_compress_needs_data():
     with pytest.raises(ValueError, match="need data"):
         compress(_net(), CompressConfig(quant=QuantConfig()))
@@ -42,8 +26,7 @@ def test_compress_needs_data():
         compress(_net(), CompressConfig())
 
 
-def test_compress_end_to_end_writes_files_and_rebuilds(tmp_path):
-
+def test_compress_end_to_end_writes_its_files(tmp_path):
     data = toy_data()
     net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
                         nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2))
@@ -59,8 +42,10 @@ def test_compress_end_to_end_writes_files_and_rebuilds(tmp_path):
         assert 0.0 <= rep[part]["accuracy"] <= 1.0
     assert rep["compressed"]["size_bytes"] < rep["baseline"]["size_bytes"] / 4  # int8 and half the weights zero
     assert [s["step"] for s in rep["steps"]] == ["baseline", "prune", "finetune", "fold", "calibrate"]
-    assert (tmp_path / "model.onnx").is_file() and (tmp_path / "compressed.pt").is_file()
-    assert res.onnx["reference"]["max_abs_diff"] <= res.onnx["logit_step"]
+    # the network is exported and timed by chipfit.deploy.export_compressed, not here
+    assert {p.name for p in tmp_path.iterdir() if p.is_file()} == {"compressed.pt", "report.json"}
+    assert set(rep) == {"config", "baseline", "compressed", "steps", "onnx"} and rep["onnx"] is None
+    assert "ort_latency_s" not in rep["baseline"] and "ort_latency_s" not in rep["compressed"]
     assert res.compressed["latency_s"] < res.baseline["latency_s"]  # 8-bit data on an 8-bit array
 
 
@@ -103,22 +88,15 @@ def test_the_package_is_the_verb():
         chipfit.compress(_net(), CompressConfig(quant=QuantConfig()))
 
 
-def test_channel_pruned_batchnorm_network_rebuilds_from_its_checkpoint(tmp_path):
-    """Channel pruning with BatchNorm in place (statistics re-estimated), then folding and int8: the checkpoint
-    rebuilds the same network (plan on the unfolded net, then fold, then quantize)."""
-    from chipfit.models import create_model
-    from chipfit.train.run import model_from_checkpoint
-
-    torch.manual_seed(0)
-    net = create_model("mobilenetv2_s28", num_classes=2, in_chans=1)
-    cfg = CompressConfig(quant=QuantConfig.from_name("int8", per_channel=True),
-                         prune=PruneConfig(0.5, structured=True), finetune_epochs=1, calib_images=64, batch_size=32,
+def test_distillation_takes_the_loaded_teacher(tmp_path):
+    data = toy_data()
+    cfg = CompressConfig(distill=DistillConfig("teacher/best.pt"), finetune_epochs=1, batch_size=32,
                          max_steps_per_epoch=2)
-    res = compress(net, cfg, toy_data(), out=tmp_path, progress=False, model_name="mobilenetv2_s28")
-    prune = next(s for s in res.steps if s["step"] == "prune")
-    assert prune["batchnorm_recalibrated"] and prune["params_after"] < prune["params_before"] / 2
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in res.model.modules())
-    back, _ = model_from_checkpoint(tmp_path / "compressed.pt")
-    x = torch.randn(4, 1, 8, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(back(x), res.model.eval()(x))
+    with pytest.raises(ValueError, match="teacher=") as e:
+        compress(_net(), cfg, data, progress=False)
+    assert str(e.value) == TEACHER_NEEDED
+    teacher = _net()
+    res = compress(_net(), cfg, data, out=tmp_path, progress=False, teacher=teacher)
+    assert [s["step"] for s in res.steps] == ["baseline", "finetune", "fold"]
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())  # frozen, eval mode
+    assert res.report["config"]["distill"]["teacher"] == "teacher/best.pt"

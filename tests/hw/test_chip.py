@@ -1,4 +1,7 @@
-"""Chip profiles: every built-in loads with a source for every number; bad files get precise messages."""
+"""Chip profiles: every built-in loads with a source for every number; bad files get precise messages.
+
+The array sections (the simulator's view of a chip) are tested with the simulator, in tests/hw/sim/test_arch.py.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chipfit.hw import DTYPES, HOROWITZ_45NM, KINDS, Chip, list_chips, load_chip, parse_chip, user_chip_dir
+from chipfit.hw import (
+    DTYPES,
+    HOROWITZ_45NM,
+    KINDS,
+    Chip,
+    deprecated_name,
+    list_chips,
+    load_chip,
+    load_target,
+    parse_chip,
+    user_chip_dir,
+)
 from chipfit.hw.chip import BUILTIN_DIR
 
 REQUIRED = ["tpu-v1", "eyeriss-v1", "diannao", "dadiannao", "shidiannao", "jetson-tx2", "cortex-a76", "myriad-x",
-            "a100", "journey-3", "host"]
+            "a100", "journey-3", "host", "edge-npu"]
+SIMULATED = ["dadiannao", "diannao", "edge-npu", "eyeriss-v1", "tpu-v1"]  # the chips with an array section
 BUILTINS = sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
@@ -46,8 +61,10 @@ def test_builtin_profile_is_complete_and_cited(name):
     assert len(tree) >= len(leaves)
     for path, value, src in tree:
         assert value is not None and src.strip(), f"{name}: {path} has no source"
-    for path, _, src in leaves:
-        assert chip.sources[path] == src.strip()
+    for path, _, src in leaves:  # the array's sources are its own (chip.array.sources, relative to the section)
+        sources = chip.array.sources if path.startswith("array.") else chip.sources
+        assert sources[path.removeprefix("array.")] == src.strip(), path
+    assert (chip.array is not None) == (name in SIMULATED) == ("array" in raw)
     # a field set to null is written as null in the file, never as a number without a source
     for key in ("dram_bandwidth_bytes_per_s", "sram_bandwidth_bytes_per_s", "clock_hz", "power_w"):
         assert (getattr(chip, key) is None) == (raw.get(key) is None)
@@ -64,6 +81,30 @@ def test_peaks_follow_from_the_array_sizes():
     assert math.isclose(load_chip("shidiannao").peak("int16"), 64 * 2 * 1e9, rel_tol=0.01)
     # DianNao's published figure stays under what its 256 multipliers can do at 0.98 GHz
     assert load_chip("diannao").peak("int16") <= 256 * 2 * 0.98e9
+    assert load_chip("edge-npu").peak("int8") == 32 * 32 * 2 * 800e6
+
+
+@pytest.mark.parametrize("name", SIMULATED)
+def test_roofline_numbers_agree_with_the_array(name):
+    chip = load_chip(name)
+    a = chip.array
+    dtype = {8: "int8", 16: "int16"}[a.word_bits]
+    bound = a.rows * a.cols * 2 * a.clock_hz  # what the modelled array can do at its own word width
+    assert chip.peak(dtype) <= bound * 1.001  # published peaks are rounded (5.585 TOPS for 5.5849)
+    if name != "diannao":  # DianNao's published peak counts adder-tree stalls; the others are the multiplier count
+        assert chip.peak(dtype) == pytest.approx(bound, rel=1e-3)
+    assert a.clock_hz == chip.clock_hz and a.dram_bandwidth_bytes_per_s == chip.dram_bandwidth_bytes_per_s
+    assert a.energy == chip.energy and a.name == chip.name and a.path == chip.path
+
+
+def test_edge_npu_roofline_is_derived_from_its_array():
+    chip = load_chip("edge-npu")
+    a = chip.array
+    assert chip.onchip_bytes == a.ifmap_sram_bytes + a.filter_sram_bytes + a.ofmap_sram_bytes == 512 * 1024
+    assert chip.sources["peak_ops_per_s.int8"].startswith("derived")
+    assert chip.sources["onchip_bytes"].startswith("derived")
+    for key in ("efficiency", "op_overhead_s", "dram_bandwidth_bytes_per_s", "clock_hz"):
+        assert chip.sources[key].startswith("assumption:"), key
 
 
 def test_only_supported_dtypes_are_given():
@@ -91,6 +132,18 @@ def test_peak_of_missing_dtype_names_the_supported_ones():
 def test_unknown_chip_suggests_close_names_and_the_list_command():
     with pytest.raises(ValueError, match=r"unknown chip 'jetson-tx'\. Did you mean: jetson-tx2.*chipfit hw list"):
         load_chip("jetson-tx")
+
+
+def test_old_simulator_names_are_not_chips_but_the_error_names_the_new_one():
+    assert deprecated_name("tpu-v1-like") == "tpu-v1" and deprecated_name("tpu-v1") is None
+    with pytest.raises(ValueError, match=r"unknown chip 'eyeriss-like': .*use --hw eyeriss-v1"):
+        load_chip("eyeriss-like")
+
+
+def test_load_chip_takes_a_chip_and_load_target_is_the_same_door():
+    chip = load_chip("tpu-v1")
+    assert load_chip(chip) is chip
+    assert load_target is load_chip
 
 
 def test_missing_file_is_a_value_error(tmp_path):
@@ -165,6 +218,12 @@ def test_numbers_yaml_reads_as_strings_are_accepted(tmp_path):
     assert yaml.safe_load(text)["peak_ops_per_s"]["int8"]["value"] == "1e12"
     chip = load_chip(_write(tmp_path, text=text))
     assert chip.peak("int8") == 1e12 and chip.dram_bandwidth_bytes_per_s == 1.5e9
+
+
+def test_no_array_or_a_null_one_means_nothing_to_simulate(tmp_path):
+    assert load_chip(_write(tmp_path, GOOD)).array is None
+    chip = load_chip(_write(tmp_path, dict(_good(), array=None)))
+    assert chip.array is None and chip.to_dict()["array"] is None
 
 
 def test_null_dram_means_no_dram(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 from typer.testing import CliRunner
@@ -30,6 +31,16 @@ def test_list_shows_every_profile_with_its_roofline_numbers():
     assert "28 " in out and "1555" in out  # TPU on-chip MiB, A100 DRAM GB/s
 
 
+def test_list_says_which_targets_can_be_simulated():
+    r = runner.invoke(app, ["hw", "list"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in (_flat(x) for x in r.output.splitlines()) if line.split()}
+    assert "simulate" in r.output
+    assert "256x256 ws" in rows["tpu-v1"] and "32x32 ws" in rows["edge-npu"] and "64x72 os" in rows["dadiannao"]
+    assert "12x14 ws" in rows["eyeriss-v1"] and "16x16 os" in rows["diannao"]
+    assert not re.search(r"\d+x\d+ (ws|os|is)", rows["a100"]) and rows["a100"].endswith("- built-in")
+
+
 def test_list_marks_a_broken_user_profile_and_keeps_going(isolated_chipfit_home):
     (isolated_chipfit_home / "hw").mkdir()
     (isolated_chipfit_home / "hw" / "broken.yaml").write_text("name: broken\n")
@@ -48,6 +59,19 @@ def test_show_gives_every_number_with_its_source():
         assert path in out, path
     assert "Jouppi et al., ISCA 2017: 256 x 256 = 65,536 int8 MACs" in out
     assert "9.175e+13" in out and "Horowitz ISSCC 2014" in out and chip.path in out
+
+
+def test_show_gives_the_array_section_with_its_sources():
+    r = runner.invoke(app, ["hw", "show", "edge-npu"])
+    assert r.exit_code == 0, r.output
+    out = _flat(r.output)
+    arch = load_chip("edge-npu").array
+    for key in ("rows", "cols", "dataflow", "ifmap_sram_bytes", "word_bits", "vector_lanes", "sparsity", "links"):
+        assert f"array.{key}" in out and arch.sources[key] in out, key
+    assert "array.sparsity nm" in out and "array.dataflow ws" in out
+    assert "what chipfit simulate runs" in out
+    r = runner.invoke(app, ["hw", "show", "a100"])
+    assert r.exit_code == 0 and "array none" in _flat(r.output) and "chipfit simulate cannot run" in _flat(r.output)
 
 
 def test_show_json_is_the_profile_dict():
@@ -115,3 +139,14 @@ def test_calibrate_to_an_unwritable_place_is_a_clean_error(tmp_path):
     blocker.write_text("")
     r = runner.invoke(app, ["hw", "calibrate", "--quick", "--out", str(blocker / "host.yaml")])
     assert r.exit_code == 2 and "error: cannot write the profile" in r.output and "Traceback" not in r.output
+
+
+def test_show_a_scalesim_cfg(tmp_path):
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nIfmapSramSzkB: 64\nFilterSramSzkB: 64\n"
+                   "OfmapSramSzkB: 64\nDataflow: os\n")
+    r = runner.invoke(app, ["hw", "show", str(cfg)])
+    assert r.exit_code == 0, r.output
+    out = _flat(r.output)
+    assert "peak_ops_per_s.int8 1.28e+11 derived from SCALE-Sim config small.cfg" in out
+    assert "array.rows 8 SCALE-Sim config: ArrayHeight" in out and "array.dataflow os" in out

@@ -29,7 +29,7 @@ def tree(tmp_path):
 
 def test_train_then_eval_then_profile_the_checkpoint(tree):
     out = tree / "run"
-    r = runner.invoke(app, ["train", "--model", "quadranet_s28", "--data", str(tree / "data"), "--epochs", "2",
+    r = runner.invoke(app, ["train", "quadranet_s28", "--data", str(tree / "data"), "--epochs", "2",
                             "--batch-size", "4", "--out", str(out), "--seed", "3"])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
@@ -40,9 +40,17 @@ def test_train_then_eval_then_profile_the_checkpoint(tree):
     r = runner.invoke(app, ["eval", str(out), "--data", str(tree / "data"), "--split", "val"])
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and "bright" in r.output
-    r = runner.invoke(app, ["profile", str(out / "best.pt"), "--hw", "jetson-tx2", "--dtype", "fp16"])
+    r = runner.invoke(app, ["profile", str(out / "best.pt"), "--hw", "jetson-tx2", "--precision", "fp16"])
     assert r.exit_code == 0, r.output
     assert "totals" in r.output
+
+
+def test_train_takes_the_model_first_or_as_the_old_option(tree):
+    r = runner.invoke(app, ["train", "--data", str(tree / "data"), "--out", str(tree / "run")])
+    assert r.exit_code == 2 and "give the model" in r.output
+    r = runner.invoke(app, ["train", "quadranet_s28", "--model", "mobilenetv2_s28", "--data", str(tree / "data"),
+                            "--out", str(tree / "run")])
+    assert r.exit_code == 2 and "two models given" in r.output
 
 
 def test_train_refuses_to_overwrite_and_names_the_way_out(tree):

@@ -170,6 +170,31 @@ def test_resume_after_interruption_is_exact(tmp_path, how):
     assert [x["epoch"] for x in lines] == list(range(1, 7))
 
 
+@pytest.fixture(scope="module")
+def uninterrupted():
+    return fit(toy_model(), toy_data(), CFG)
+
+
+@pytest.mark.parametrize("at_step", [5, 12, 13])  # inside epoch 1, its last step, the first of epoch 2
+def test_stop_signal_saves_the_position_and_resume_is_exact(tmp_path, at_step, uninterrupted):
+    # deterministic in-process form of the test above: the stop signal arrives during a known step
+    ref = uninterrupted
+    cfg = TrainConfig(**{**CFG.to_dict(), "out": str(tmp_path)})
+    hooks = TrainHooks(after_step=lambda step, total: os.kill(os.getpid(), signal.SIGINT) if step == at_step else None)
+    r = fit(toy_model(), toy_data(), cfg, hooks)
+    assert r.interrupted and r.test_accuracy is None
+    state = load_checkpoint(tmp_path / "last.pt")
+    per_epoch = 384 // 32
+    assert (state["step"], state["epoch"], state["batch"]) == (at_step, (at_step - 1) // per_epoch,
+                                                               (at_step - 1) % per_epoch + 1)
+    again = fit(toy_model(), toy_data(), TrainConfig(**{**cfg.to_dict(), "resume": True}))
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+    assert [h["val_loss"] for h in again.history] == [h["val_loss"] for h in ref.history]
+    after = state["epoch"] + 1  # the interrupted epoch's train loss averages only the batches run after the resume
+    assert [h["train_loss"] for h in again.history[after:]] == [h["train_loss"] for h in ref.history[after:]]
+
+
 DIST = """
 import os, sys, torch
 sys.path.insert(0, {root!r})

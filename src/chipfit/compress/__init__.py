@@ -1,17 +1,21 @@
-"""Making networks small: BatchNorm folding, quantization, pruning, distillation, and QDQ ONNX export.
+"""Making networks small: BatchNorm folding, quantization, pruning and distillation.
 
 One verb, :func:`compress`, driven by config dataclasses (``config``); module transforms live in ``fold``,
-``prune`` and ``quant`` (tensor-level functions apart, in ``quant.fake``); ``distill`` builds training hooks.
+``prune`` and ``quant`` (tensor-level functions apart, in ``quant.fake``); ``distill`` builds training hooks;
+``measure`` gives the figures of the report and ``checkpoint`` writes and rebuilds ``compressed.pt``. Exporting a
+compressed network and timing it in ONNX Runtime is :mod:`chipfit.deploy`'s job.
 """
 
 import sys
 import types
 
-from chipfit.compress.api import CompressResult, compress, measure, size_bytes
+from chipfit.compress.api import CompressResult, compress
+from chipfit.compress.checkpoint import rebuild_compressed, save_compressed
 from chipfit.compress.config import CompressConfig, DistillConfig, PruneConfig, QuantConfig
+from chipfit.compress.measure import measure, size_bytes
 
 __all__ = ["CompressConfig", "CompressResult", "DistillConfig", "PruneConfig", "QuantConfig", "compress", "measure",
-           "size_bytes"]
+           "rebuild_compressed", "save_compressed", "size_bytes"]
 
 
 class _CallableModule(types.ModuleType):

@@ -130,7 +130,8 @@ class DistillConfig:
     """Knowledge distillation from a teacher during fine-tuning (or training).
 
     Attributes:
-        teacher: a checkpoint or run directory (as ``chipfit eval`` takes) holding the teacher.
+        teacher: a checkpoint or run directory (as ``chipfit eval`` takes) holding the teacher; recorded in the
+            report, while the caller loads the network and passes it to ``compress(..., teacher=...)``.
         temperature: softening of both logit distributions (Hinton et al. 2015); the KL term is scaled by T^2.
         alpha: weight of the KL term; the label loss keeps weight 1.
         feature_weight: weight of the feature term (0 disables it): each stage's output of the student, mapped by a

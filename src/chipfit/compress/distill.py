@@ -10,8 +10,6 @@ its checkpoints (``TrainHooks.modules``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,15 +18,14 @@ from chipfit.compress.config import DistillConfig
 from chipfit.train.engine import TrainHooks
 
 
-def load_teacher(path: str | Path) -> nn.Module:
-    """A trained network from a checkpoint or run folder, frozen, in eval mode."""
-    from chipfit.train.run import model_from_checkpoint
+def freeze_teacher(teacher: nn.Module) -> nn.Module:
+    """The loaded teacher network, frozen (no gradients), in eval mode; returns it (changed in place).
 
-    p = Path(path)
-    p = p / "best.pt" if p.is_dir() else p
-    if not p.is_file():
-        raise FileNotFoundError(f"teacher {path}: no checkpoint (give a .pt file or a run folder holding best.pt)")
-    teacher, _ = model_from_checkpoint(p)
+    Loading it from a checkpoint is the loader's job (``chipfit.load.load_model(path).module``).
+    """
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"the teacher must be a loaded network (torch.nn.Module), got {type(teacher).__name__}: "
+                        "load it with chipfit.load.load_model(path).module")
     for q in teacher.parameters():
         q.requires_grad_(False)
     return teacher.eval()

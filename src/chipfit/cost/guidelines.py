@@ -3,20 +3,24 @@
 - G1: equal input and output channels minimise a 1x1 conv's memory access cost (MAC) for its FLOPs. With
   B = h*w*c1*c2 (its multiply-adds) and everything in cache, MAC = h*w*(c1 + c2) + c1*c2 >= 2*sqrt(h*w*B) + B/(h*w),
   with equality iff c1 = c2. We report each 1x1 conv's MAC against that bound (elements, per image).
-- G2: more groups raise memory access per FLOP. Each grouped/depthwise conv's bytes-per-FLOP is compared with a
-  dense conv of the same shape; extra groups only hurt where the op is memory-bound on the chip.
+- G2: more groups raise memory access per FLOP. Each grouped/depthwise conv's bytes per FLOP (from its cost record)
+  is compared with the dense conv of the same shape (g times the weights and the FLOPs, the same maps); extra
+  groups only hurt where the op is memory-bound on the chip.
 - G3: fragmentation. Parallel branches are fine, serial chains of small ops are not: we report the serial chains
   of MAC-free ops and how many ops could run in parallel.
 - G4: element-wise ops (activations, adds, multiplies) are cheap in FLOPs, not in bytes or time: their share of
-  the estimated time, unfused and after fusion.
+  the estimated time, unfused and after fusion (their share of the bytes moved when no chip is given).
+
+Counts come from the profile's cost records; times and bounds, when given, from a hardware estimate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from math import sqrt
 from typing import Any
 
-from chipfit.cost.profile import Profile
+from chipfit.cost.profile import Layer, Profile
 
 G1_WARN = 1.2  # MAC more than 20% above the lower bound
 G3_CHAIN = 3  # a serial chain of this many MAC-free ops is reported
@@ -30,14 +34,35 @@ def g1_mac_bound(h: int, w: int, c1: int, c2: int) -> tuple[float, float]:
     return hw * (c1 + c2) + c1 * c2, 2 * sqrt(hw * b) + b / hw
 
 
-def check(profile: Profile) -> dict[str, Any]:
-    """Evaluate G1-G4 on ``profile``; returns per-guideline details and a list of warnings."""
-    nodes = profile.graph.nodes
-    warnings: list[str] = []
-    timed = profile.hardware is not None
+def check(profile: Profile, estimates: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate G1-G4 on ``profile``; returns per-guideline details and a list of warnings.
 
-    # G1
-    g1 = []
+    Args:
+        profile: the counts.
+        estimates: ``fused`` / ``unfused`` -> a hardware estimate (``chipfit.hw.estimate.Estimate``) whose layers
+            align with the profile's layers of that mode; without them G2 and G4 work on counts alone.
+    """
+    estimates = estimates or {}
+    unfused = _timing(profile.layers_unfused, estimates.get("unfused"))
+    fused = _timing(profile.layers_fused, estimates.get("fused"))
+    warnings: list[str] = []
+    out = {"G1": g1(profile, warnings), "G2": g2(profile, unfused, warnings), "G3": g3(profile, warnings),
+           "G4": g4(profile, unfused, fused, warnings)}
+    out["warnings"] = warnings
+    return out
+
+
+def _timing(layers: list[Layer], estimate: Any) -> list[tuple[float, str | None]] | None:
+    """(latency, bound) per layer from an estimate of that mode, or ``None``."""
+    if estimate is None or len(estimate.layers) != len(layers):
+        return None
+    return [(x.latency_s, x.bound) for x in estimate.layers]
+
+
+def g1(profile: Profile, warnings: list[str]) -> dict[str, Any]:
+    """Each stride-1 1x1 dense conv's memory access cost against the ShuffleNetV2 bound."""
+    nodes = profile.graph.nodes
+    convs = []
     for layer in profile.layers_unfused:
         n = nodes[layer.nodes[0]]
         if n.kind != "conv" or n.attrs.get("transposed") or n.attrs.get("groups", 1) != 1:
@@ -48,43 +73,46 @@ def check(profile: Profile) -> dict[str, Any]:
         _, c2, h, wd = n.outputs[0].shape
         c1 = w[1]
         mac, bound = g1_mac_bound(h, wd, c1, c2)
-        g1.append({"layer": layer.name, "c_in": c1, "c_out": c2, "hw": [h, wd], "mac": mac, "bound": bound,
-                   "ratio": mac / bound})
-    bad = [r for r in g1 if r["ratio"] > G1_WARN]
+        convs.append({"layer": layer.name, "c_in": c1, "c_out": c2, "hw": [h, wd], "mac": mac, "bound": bound,
+                      "ratio": mac / bound})
+    bad = [r for r in convs if r["ratio"] > G1_WARN]
     if bad:
         worst = max(bad, key=lambda r: r["ratio"])
-        warnings.append(f"G1: {len(bad)} of {len(g1)} 1x1 convs access >{G1_WARN:.1f}x the minimum memory for their "
-                        f"FLOPs (unequal channels; worst {worst['layer']} {worst['c_in']}->{worst['c_out']}, "
+        warnings.append(f"G1: {len(bad)} of {len(convs)} 1x1 convs access >{G1_WARN:.1f}x the minimum memory for "
+                        f"their FLOPs (unequal channels; worst {worst['layer']} {worst['c_in']}->{worst['c_out']}, "
                         f"{worst['ratio']:.2f}x)")
+    return {"convs": convs, "flagged": len(bad)}
 
-    # G2
-    g2 = []
-    for layer in profile.layers_unfused:
+
+def g2(profile: Profile, timing: list[tuple[float, str | None]] | None, warnings: list[str]) -> dict[str, Any]:
+    """Bytes per FLOP of each grouped/depthwise conv against the dense conv of the same shape."""
+    nodes = profile.graph.nodes
+    convs = []
+    for i, layer in enumerate(profile.layers_unfused):
         n = nodes[layer.nodes[0]]
         g = n.attrs.get("groups", 1)
-        if n.kind != "conv" or g == 1 or n.attrs.get("transposed"):
+        if n.kind != "conv" or g == 1 or n.attrs.get("transposed") or not layer.cost.flops:
             continue
-        x, wt, y = n.inputs[0].shape, n.inputs[1].shape, n.outputs[0].shape
-        k = 1
-        for d in wt[2:]:
-            k *= d
-        c_in, c_out = x[1], y[1]
-        out_sp = layer.cost.macs // max(c_out * wt[1] * k, 1)  # output positions (batch included)
-        in_el, out_el = _numel(x), _numel(y)
-        grouped = (in_el + out_el + c_out * wt[1] * k) / (2 * layer.cost.macs)
-        dense_macs = out_sp * c_out * c_in * k
-        dense = (in_el + out_el + c_out * c_in * k) / (2 * dense_macs)
-        g2.append({"layer": layer.name, "groups": g, "depthwise": g == c_in == c_out,
-                   "bytes_per_flop": grouped, "dense_bytes_per_flop": dense, "ratio": grouped / dense,
-                   "bound": layer.bound or None})
-    if g2:
-        mem = [r for r in g2 if r["bound"] == "memory"] if timed else g2
+        c = layer.cost
+        weight = n.inputs[1].nbytes(profile.precision)
+        grouped = c.bytes / c.flops
+        dense = (c.bytes + weight * (g - 1)) / (c.flops * g)  # g x the weights and the FLOPs, the same maps
+        c_in, c_out = n.inputs[0].shape[1], n.outputs[0].shape[1]
+        convs.append({"layer": layer.name, "groups": g, "depthwise": g == c_in == c_out,
+                      "bytes_per_flop": grouped, "dense_bytes_per_flop": dense, "ratio": grouped / dense,
+                      "bound": timing[i][1] if timing else None})
+    if convs:
+        mem = [r for r in convs if r["bound"] == "memory"] if timing else convs
         if mem:
             warnings.append(f"G2: {len(mem)} grouped/depthwise convs move {_median([r['ratio'] for r in mem]):.0f}x "
                             f"(median) the bytes per FLOP of a dense conv" +
-                            (" and are memory-bound on this chip" if timed else ""))
+                            (" and are memory-bound on this chip" if timing else ""))
+    return {"convs": convs}
 
-    # G3
+
+def g3(profile: Profile, warnings: list[str]) -> dict[str, Any]:
+    """Serial chains of MAC-free ops, and how much of the graph could run in parallel."""
+    nodes = profile.graph.nodes
     consumers = profile.graph.consumers()
     deps = profile.graph.deps()
     real = {layer.nodes[0] for layer in profile.layers_unfused}
@@ -110,37 +138,36 @@ def check(profile: Profile) -> dict[str, Any]:
     per_level: dict[int, int] = {}
     for i in real:
         per_level[levels[i]] = per_level.get(levels[i], 0) + 1
-    g3 = {"ops": len(real), "depth": depth, "width": width,
-          "serial_fraction": depth / len(real) if real else 0.0,
-          "parallel_levels": sum(1 for v in per_level.values() if v > 1),
-          "small_op_chains": len(chains), "longest_small_chain": max((c["length"] for c in chains), default=0),
-          "ops_in_small_chains": sum(c["length"] for c in chains), "chains": chains[:20]}
+    out = {"ops": len(real), "depth": depth, "width": width,
+           "serial_fraction": depth / len(real) if real else 0.0,
+           "parallel_levels": sum(1 for v in per_level.values() if v > 1),
+           "small_op_chains": len(chains), "longest_small_chain": max((c["length"] for c in chains), default=0),
+           "ops_in_small_chains": sum(c["length"] for c in chains), "chains": chains[:20]}
     if chains:
         warnings.append(f"G3: {len(chains)} serial chains of >= {G3_CHAIN} MAC-free ops "
-                        f"({g3['ops_in_small_chains']} ops, longest {g3['longest_small_chain']}); "
+                        f"({out['ops_in_small_chains']} ops, longest {out['longest_small_chain']}); "
                         f"graph depth {depth} of {len(real)} ops, at most {width} in parallel")
+    return out
 
-    # G4
-    def share(layers) -> float:
-        key = (lambda c: c.latency_s) if timed else (lambda c: c.bytes)
-        tot = sum(key(layer.cost) for layer in layers)
-        elt = sum(key(layer.cost) for layer in layers if layer.op_type in ("eltwise", "act"))
+
+def g4(profile: Profile, unfused: list[tuple[float, str | None]] | None,
+       fused: list[tuple[float, str | None]] | None, warnings: list[str]) -> dict[str, Any]:
+    """The share of element-wise ops in the estimated time (or the bytes moved), unfused and fused."""
+    timed = unfused is not None and fused is not None
+
+    def share(layers: list[Layer], timing: list[tuple[float, str | None]] | None) -> float:
+        weights = [t for t, _ in timing] if timed and timing else [layer.cost.bytes for layer in layers]
+        tot = sum(weights)
+        elt = sum(w for w, layer in zip(weights, layers, strict=True) if layer.op_type in ("eltwise", "act"))
         return elt / tot if tot else 0.0
 
-    g4 = {"measure": "estimated time" if timed else "bytes moved (no chip given)",
-          "eltwise_share_unfused": share(profile.layers_unfused),
-          "eltwise_share_fused": share(profile.layers_fused)}
-    if g4["eltwise_share_unfused"] > G4_WARN:
-        warnings.append(f"G4: element-wise ops take {g4['eltwise_share_unfused']:.0%} of the {g4['measure']} "
-                        f"unfused, {g4['eltwise_share_fused']:.0%} after fusion")
-    return {"G1": {"convs": g1, "flagged": len(bad)}, "G2": {"convs": g2}, "G3": g3, "G4": g4, "warnings": warnings}
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    out = {"measure": "estimated time" if timed else "bytes moved (no chip given)",
+           "eltwise_share_unfused": share(profile.layers_unfused, unfused),
+           "eltwise_share_fused": share(profile.layers_fused, fused)}
+    if out["eltwise_share_unfused"] > G4_WARN:
+        warnings.append(f"G4: element-wise ops take {out['eltwise_share_unfused']:.0%} of the {out['measure']} "
+                        f"unfused, {out['eltwise_share_fused']:.0%} after fusion")
+    return out
 
 
 def _median(xs: list[float]) -> float:

@@ -1,7 +1,8 @@
 """The Profile: what a network costs, op by op and in total, fused or unfused.
 
-``analyze`` turns a captured :class:`Graph` into a :class:`Profile` with no chip in mind; a hardware
-model (``chipfit.hw.roofline``) then fills in DRAM traffic, latency, energy and the bound of each layer.
+``analyze`` turns a captured :class:`Graph` into a :class:`Profile` with no chip in mind: counts only. A hardware
+model (``chipfit.hw.roofline``, the simulator) estimates time and energy from it and answers with an
+``Estimate``; ``chipfit.profile`` keeps those beside the counts in :attr:`Profile.estimates`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,9 @@ class Layer:
         nodes: indices of the graph nodes in the unit.
         input_shapes: input shapes of the head op (weights included).
         output_shape: shape of the unit's output.
-        cost: params, MACs, FLOPs and bytes; DRAM bytes, latency and energy once a chip is applied.
+        cost: params, MACs, FLOPs and bytes.
         reads: tensors the unit reads from outside itself.
         writes: tensors it writes for others.
-        compute_s: time at the chip's peak (x efficiency); memory_s: time to move its DRAM (or SRAM) bytes.
-        bound: ``compute`` or ``memory`` once a chip is applied.
     """
 
     name: str
@@ -48,9 +47,6 @@ class Layer:
     cost: Cost
     reads: list[TensorRef] = field(default_factory=list, repr=False)
     writes: list[TensorRef] = field(default_factory=list, repr=False)
-    compute_s: float = 0.0
-    memory_s: float = 0.0
-    bound: str = ""
 
     @property
     def fused(self) -> bool:
@@ -66,15 +62,12 @@ class Layer:
             "input_shapes": [list(s) for s in self.input_shapes],
             "output_shape": list(self.output_shape),
             **self.cost.to_dict(),
-            "compute_s": self.compute_s,
-            "memory_s": self.memory_s,
-            "bound": self.bound,
         }
 
 
 @dataclass
 class Profile:
-    """Cost of one network on one input, at one precision, optionally on one chip.
+    """Cost of one network on one input, at one precision.
 
     Attributes:
         model_name: label of the network.
@@ -84,9 +77,10 @@ class Profile:
         layers: execution units in the chosen mode; ``layers_unfused`` / ``layers_fused`` hold both.
         unsupported: aten/ONNX op name -> count, for ops no handler costs (never counted as zero silently).
         graph: the captured op graph.
-        hardware: the chip's profile as a dict, once a chip is applied.
-        network_latency_s: the network's time on the chip (serial sum, or critical path where the chip runs
-            independent ops concurrently).
+        estimates: ``fused`` / ``unfused`` -> the hardware ``Estimate`` of that mode, when a chip was given
+            (``chipfit.profile(..., hw=...)``); empty otherwise.
+        notes: what the reader should know about the counts.
+        guidelines: the ShuffleNetV2 guidelines checked on this profile (:mod:`chipfit.cost.guidelines`).
     """
 
     model_name: str
@@ -97,8 +91,7 @@ class Profile:
     layers_fused: list[Layer]
     unsupported: dict[str, int]
     graph: Graph
-    hardware: dict[str, Any] | None = None
-    network_latency_s: dict[str, float] = field(default_factory=dict)
+    estimates: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     guidelines: dict[str, Any] = field(default_factory=dict)
 
@@ -107,21 +100,22 @@ class Profile:
     def layers(self) -> list[Layer]:
         return self.layers_fused if self.fused else self.layers_unfused
 
+    @property
+    def estimate(self) -> Any:
+        """The hardware estimate in the profile's mode, or ``None`` when no chip was given."""
+        return self.estimates.get("fused" if self.fused else "unfused")
+
     def _mode_layers(self, fused: bool | None) -> list[Layer]:
         return self.layers if fused is None else (self.layers_fused if fused else self.layers_unfused)
 
     def total_for(self, fused: bool | None = None) -> Cost:
         """Whole-network cost; ``fused`` picks the mode (default: the profile's)."""
-        layers = self._mode_layers(fused)
-        tot = sum_costs(layer.cost for layer in layers)
-        mode = "fused" if (self.fused if fused is None else fused) else "unfused"
-        latency = self.network_latency_s.get(mode, tot.latency_s)
-        return replace(tot, params=self.graph.params, latency_s=latency)
+        tot = sum_costs(layer.cost for layer in self._mode_layers(fused))
+        return replace(tot, params=self.graph.params)
 
     @property
     def total(self) -> Cost:
-        """Whole-network cost in the profile's mode: params, macs, flops, bytes_read, bytes_written, latency_s,
-        energy_j."""
+        """Whole-network cost in the profile's mode: params, macs, flops, bytes_read, bytes_written."""
         return self.total_for()
 
     def by_op_type(self, fused: bool | None = None) -> dict[str, Cost]:
@@ -162,22 +156,23 @@ class Profile:
         return {"op_count": self.op_count, "fused_units": len(self.layers_fused), "depth": depth, "width": width}
 
     def fusion(self) -> dict[str, Any]:
-        """What fusing saves: bytes, latency (with a chip), and the fused chains found."""
+        """What fusing saves: bytes, latency (when a chip was given; else ``None``), and the fused chains found."""
         u, f = self.total_for(False), self.total_for(True)
         chains: dict[str, int] = {}
         for layer in self.layers_fused:
             if layer.fused:
                 key = "+".join(layer.kinds)
                 chains[key] = chains.get(key, 0) + 1
+        lu, lf = (getattr(self.estimates.get(m), "latency_s", None) for m in ("unfused", "fused"))
         return {
             "groups": sum(chains.values()),
             "chains": dict(sorted(chains.items(), key=lambda kv: -kv[1])),
             "bytes_unfused": u.bytes,
             "bytes_fused": f.bytes,
             "bytes_saved": u.bytes - f.bytes,
-            "latency_unfused_s": u.latency_s,
-            "latency_fused_s": f.latency_s,
-            "latency_saved_s": u.latency_s - f.latency_s,
+            "latency_unfused_s": lu,
+            "latency_fused_s": lf,
+            "latency_saved_s": None if lu is None or lf is None else lu - lf,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,15 +192,28 @@ class Profile:
             "memory": self.memory,
             "fusion": self.fusion(),
             "guidelines": self.guidelines,
-            "layers": [layer.to_dict() for layer in self.layers],
+            "layers": self.layer_rows(),
             "unsupported": dict(self.unsupported),
-            "hardware": self.hardware,
+            "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
             "conventions": CONVENTIONS,
             "notes": self.notes,
         }
 
+    def layer_rows(self) -> list[dict[str, Any]]:
+        """One dict per layer of the profile's mode: its counts, and its estimated time when a chip was given."""
+        est = self.estimate
+        xs = list(est.layers) if est is not None and len(est.layers) == len(self.layers) else [None] * len(self.layers)
+        return [_with_estimate(layer.to_dict(), x) for layer, x in zip(self.layers, xs, strict=True)]
+
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+
+def _with_estimate(row: dict[str, Any], x: Any) -> dict[str, Any]:
+    """A layer's counts with its estimated time beside them (absent keys when no chip was given)."""
+    if x is not None:
+        row.update({k: v for k, v in x.to_dict().items() if k != "name"})
+    return row
 
 
 def _json_default(o: Any) -> Any:

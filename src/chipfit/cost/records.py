@@ -44,7 +44,8 @@ class Precision:
         weight_bits: bits per weight element.
         act_bits: bits per activation element.
         compute: the dtype whose peak and energy apply to the arithmetic (a key of a chip's peaks).
-        overrides: per-tensor bit widths by weight name (``layer1.0.conv1.weight``) for mixed precision.
+        overrides: weight bit widths of single layers by module name (``stem.0``: 8) for mixed precision, as
+            ``chipfit.compress`` leaves them (a binary network whose first and last layers keep 8-bit weights).
     """
 
     name: str = "fp32"
@@ -113,7 +114,7 @@ class TensorRef:
         if not self.is_float:
             return self.native_bits
         if self.role == "weight":
-            return precision.overrides.get(self.name, precision.weight_bits)
+            return precision.overrides.get(self.name.rpartition(".")[0], precision.weight_bits)
         return precision.act_bits
 
     def nbytes(self, precision: Precision) -> float:
@@ -188,7 +189,8 @@ class OpNode:
 class Cost:
     """An additive cost record: one op, a fused group, a module, an op type or a whole network.
 
-    ``dram_bytes``, ``latency_s`` and ``energy_j`` are zero until a chip is given.
+    Counts only: time, energy and DRAM traffic depend on a chip and come from a hardware model as a
+    :class:`chipfit.hw.estimate.Estimate`.
     """
 
     params: int = 0
@@ -197,9 +199,6 @@ class Cost:
     bytes_read: float = 0.0
     bytes_written: float = 0.0
     weight_bytes: float = 0.0
-    dram_bytes: float = 0.0
-    latency_s: float = 0.0
-    energy_j: float = 0.0
     ops: int = 0
 
     def __add__(self, other: Cost) -> Cost:

@@ -38,42 +38,47 @@ def _ops(value: float, dtype: str) -> str:
 def _number(v: Any) -> str:
     if isinstance(v, bool):
         return str(v).lower()
+    if isinstance(v, list):
+        return ", ".join(map(str, v)) or "none"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 @hw_app.command("list")
 def list_cmd() -> None:
-    """The chip profiles: peak by dtype, DRAM bandwidth, on-chip memory, ridge point (chipfit hw show NAME)."""
+    """The chip profiles: peak by dtype, DRAM bandwidth, on-chip memory, ridge point, the array to simulate."""
     from rich.markup import escape
     from rich.table import Table
 
-    from chipfit.hw.chip import _index, load_chip, user_chip_dir
+    from chipfit.hw.chip import chip_files, load_chip, user_chip_dir
 
     udir = user_chip_dir()
     broken: list[str] = []
     t = Table(title="chip profiles (chipfit hw show NAME: every number with its source)")
     for col, right in (("name", False), ("kind", False), ("peak", False), ("DRAM GB/s", True), ("on-chip MiB", True),
-                       ("ridge ops/B", True), ("power W", True), ("from", False)):
+                       ("ridge ops/B", True), ("power W", True), ("simulate", False), ("from", False)):
         t.add_column(col, justify="right" if right else "left")
-    for name, path in sorted(_index().items()):
+    for name, path in sorted(chip_files().items()):
         origin = "user" if path.parent == udir else "built-in"
         try:
             c = load_chip(name)
         except ValueError as e:
-            t.add_row(escape(name), "[red]invalid[/]", "(the error is printed below)", "", "", "", "", origin)
+            t.add_row(escape(name), "[red]invalid[/]", "(the error is printed below)", "", "", "", "", "", origin)
             broken.append(str(e))
             continue
         best = c.best_dtype()
         ridge = c.ridge(best)
+        a = c.array
         t.add_row(
             escape(c.name), c.kind, ", ".join(_ops(v, d) for d, v in c.peak_ops_per_s.items()),
             "none" if c.dram_bandwidth_bytes_per_s is None else f"{c.dram_bandwidth_bytes_per_s / 1e9:.4g}",
             f"{c.onchip_bytes / 2**20:.4g}", "-" if ridge is None else f"{ridge:,.0f} ({best})",
-            "-" if c.power_w is None else f"{c.power_w:.3g}", origin,
+            "-" if c.power_w is None else f"{c.power_w:.3g}",
+            "-" if a is None else f"{a.rows}x{a.cols} {a.dataflow}", origin,
         )
     out = _console()
     out.print(t)
     out.print("ridge: ops per DRAM byte where peak x efficiency meets DRAM bandwidth, at the best dtype. "
+              "simulate: the systolic array chipfit simulate runs (rows x cols, dataflow), - where none is modelled. "
               f"User profiles: {escape(str(udir))}")
     for message in broken:
         typer.echo(f"warning: {message}", err=True)
@@ -81,10 +86,10 @@ def list_cmd() -> None:
 
 @hw_app.command("show")
 def show_cmd(
-    name: Annotated[str, typer.Argument(help="chip name (chipfit hw list) or YAML file")],
+    name: Annotated[str, typer.Argument(help="chip name (chipfit hw list), YAML file or SCALE-Sim .cfg")],
     json_out: Annotated[bool, typer.Option("--json", help="print the profile as JSON instead of a table")] = False,
 ) -> None:
-    """Every field of a chip profile, each number with its source."""
+    """Every field of a chip profile, each number with its source, the simulator's array section included."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -117,6 +122,11 @@ def show_cmd(
     rows("", {k: v for k, v in d.items() if k not in ("name", "description", "path")})
     out = _console()
     out.print(t)
+    if c.array is None:
+        out.print("array: none, so chipfit simulate cannot run this chip (chipfit hw list: the ones it can)")
+    else:
+        out.print("array: what chipfit simulate runs, at the chip's clock_hz, dram_bandwidth_bytes_per_s and energy "
+                  "except where array.* overrides them")
     out.print(escape(f"file: {c.path}"))
 
 

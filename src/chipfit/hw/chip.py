@@ -1,86 +1,51 @@
-"""Chip profiles: YAML files, one per chip, every number with its source, validated into a :class:`Chip`.
+"""Chip profiles, one target per chip: YAML files, every number with its source, validated into a :class:`Chip`.
 
-A number is written ``{value: 92e12, source: "Jouppi et al., ISCA 2017: ..."}``; an assumption says so in its
-source (``source: "assumption: ..."``). A bad file raises ``ValueError`` naming the file, the field path
-(``peak_ops_per_s.fp16.value``) and the expected type; no YAML traceback reaches the user.
+A profile holds the roofline numbers (peak by dtype, DRAM bandwidth, on-chip memory, efficiency, ...) and, for a
+chip whose systolic array is modelled, an ``array:`` section that the simulator runs (:attr:`Chip.array`, read by
+:func:`chipfit.hw.array.parse_array`). Numbers are cited (``{value: 92e12, source: "Jouppi et al., ..."}``,
+:mod:`chipfit.hw.cited`); a bad file raises ``ValueError`` naming the file, the field path
+(``peak_ops_per_s.fp16.value``, ``array.rows.value``) and the expected type; no YAML traceback reaches the user.
 
 Conventions: ``peak_ops_per_s`` counts arithmetic operations, one multiply-accumulate (MAC) being 2 operations;
 bytes are bytes (not bits); energies are picojoules.
 
 Where profiles live: the built-in ones ship in ``chipfit/hw/chips/``; a user's go in :func:`user_chip_dir`
-(``$CHIPFIT_HOME/hw`` or ``~/.config/chipfit/hw``) and override a built-in of the same name.
+(``$CHIPFIT_HOME/hw`` or ``~/.config/chipfit/hw``) and override a built-in of the same name. A SCALE-Sim ``.cfg``
+loads too, as a chip whose roofline numbers are derived from its array (:func:`load_chip`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from chipfit.hw.array import Arch, parse_array, parse_scalesim_cfg
+from chipfit.hw.cited import (
+    DEFAULT,
+    DTYPES,
+    ENERGY_DTYPES,
+    ENERGY_FORM,
+    HOROWITZ_45NM,
+    HOROWITZ_SOURCES,
+    EnergyTable,
+    Reader,
+    read_energy,
+    read_yaml,
+)
 
-DTYPES = ("fp32", "fp16", "bf16", "int16", "int8", "int4")
-# Energy tables may also price int32 (the accumulator width of integer MACs in Horowitz's table).
-ENERGY_DTYPES = (*DTYPES, "int32")
+# DTYPES, the energy table and its Horowitz defaults live in chipfit.hw.cited and are re-exported from here, their
+# first home (chipfit.hw.roofline and users import them from chipfit.hw.chip).
+__all__ = ["BUILTIN_DIR", "DEPRECATED_NAMES", "DTYPES", "ENERGY_DTYPES", "HOROWITZ_45NM", "HOROWITZ_SOURCES", "KINDS",
+           "Chip", "EnergyTable", "chip_files", "deprecated_name", "list_chips", "load_chip", "load_target",
+           "parse_chip", "user_chip_dir"]
+
 KINDS = ("asic", "gpu", "cpu", "vpu", "npu", "dsp", "fpga")
 UNSPECIFIED_KIND = "unspecified"
 
-
-@dataclass(frozen=True)
-class EnergyTable:
-    """Energy per operation and per byte, in picojoules.
-
-    Attributes:
-        mac_pj: one multiply-accumulate, by dtype.
-        add_pj: one non-MAC arithmetic operation (element-wise, activation, normalisation), by dtype.
-        sram_pj_per_byte: one byte read or written in on-chip memory.
-        dram_pj_per_byte: one byte read or written in DRAM.
-    """
-
-    mac_pj: dict[str, float]
-    add_pj: dict[str, float]
-    sram_pj_per_byte: float
-    dram_pj_per_byte: float
-
-
-# Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm at 0.9 V. A MAC is one
-# multiply plus one add. The table has 8- and 32-bit integers only; the int16 and int4 entries are interpolations
-# (multiplier energy grows with the square of the width: 0.2 pJ x (16/8)^2 = 0.8 pJ, and 3.1 pJ / 0.2 pJ = 15.5 is
-# close to (32/8)^2 = 16; adder energy grows linearly: 0.03 pJ at 8 bits, 0.1 pJ at 32 bits), and bf16 takes the
-# fp16 figures (an upper bound: its 8-bit mantissa multiplier is smaller than fp16's 11-bit one).
-HOROWITZ_45NM = EnergyTable(
-    mac_pj={"int4": 0.05 + 0.02, "int8": 0.2 + 0.03, "int16": 0.8 + 0.05, "int32": 3.1 + 0.1,
-            "fp16": 1.1 + 0.4, "bf16": 1.1 + 0.4, "fp32": 3.7 + 0.9},
-    add_pj={"int4": 0.02, "int8": 0.03, "int16": 0.05, "int32": 0.1, "fp16": 0.4, "bf16": 0.4, "fp32": 0.9},
-    sram_pj_per_byte=100 / 8,  # 1 MB SRAM: 100 pJ per 64-bit access (a 32 KB SRAM: 20 pJ / 8 B = 2.5 pJ/byte)
-    dram_pj_per_byte=640 / 4,  # 640 pJ per 32-bit DRAM word, the figure Han et al. use (1.3-2.6 nJ per 64 bits)
-)
-_H = "Horowitz ISSCC 2014, 45 nm (default)"
-HOROWITZ_SOURCES: dict[str, str] = {
-    "mac_pj.int8": f"{_H}: 8-bit multiply 0.2 + add 0.03 pJ",
-    "mac_pj.int32": f"{_H}: 32-bit multiply 3.1 + add 0.1 pJ",
-    "mac_pj.fp16": f"{_H}: fp16 multiply 1.1 + add 0.4 pJ",
-    "mac_pj.fp32": f"{_H}: fp32 multiply 3.7 + add 0.9 pJ",
-    "mac_pj.bf16": f"assumption: fp16 figures of {_H} (1.1 + 0.4 pJ), an upper bound for bf16",
-    "mac_pj.int16": f"assumption: interpolated from {_H}: multiply 0.2 x (16/8)^2 = 0.8 pJ + add 0.05 pJ",
-    "mac_pj.int4": f"assumption: interpolated from {_H}: multiply 0.2 x (4/8)^2 = 0.05 pJ + add 0.02 pJ",
-    "add_pj.int8": f"{_H}: 8-bit add 0.03 pJ",
-    "add_pj.int32": f"{_H}: 32-bit add 0.1 pJ",
-    "add_pj.fp16": f"{_H}: fp16 add 0.4 pJ",
-    "add_pj.fp32": f"{_H}: fp32 add 0.9 pJ",
-    "add_pj.bf16": f"assumption: fp16 add of {_H}, 0.4 pJ",
-    "add_pj.int16": f"assumption: interpolated linearly in width from {_H} (0.03 pJ at 8 bits, 0.1 at 32): 0.05 pJ",
-    "add_pj.int4": f"assumption: interpolated linearly in width from {_H}: 0.02 pJ",
-    "sram_pj_per_byte": f"{_H}: 1 MB SRAM, 100 pJ per 64-bit access = 12.5 pJ/byte",
-    "dram_pj_per_byte": f"{_H}: 640 pJ per 32-bit DRAM access (as in Han et al.) = 160 pJ/byte",
-}
-assert set(HOROWITZ_SOURCES) == {f"mac_pj.{d}" for d in HOROWITZ_45NM.mac_pj} | {
-    f"add_pj.{d}" for d in HOROWITZ_45NM.add_pj} | {"sram_pj_per_byte", "dram_pj_per_byte"}
-
-_CITED = "{value: <number>, source: <text>}"
 # top-level field -> (required, expected form); the order is the order fields are checked and shown
 _FIELDS: dict[str, tuple[bool, str]] = {
     "name": (True, "a non-empty string"),
@@ -97,11 +62,16 @@ _FIELDS: dict[str, tuple[bool, str]] = {
     "concurrent_ops": (False, "{value: true or false, source: <text>}"),
     "clock_hz": (False, "{value: <Hz>, source: <text>} or null"),
     "power_w": (False, "{value: <W>, source: <text>} or null"),
-    "energy": (False, "a mapping with any of mac_pj, add_pj, sram_pj_per_byte, dram_pj_per_byte"),
+    "energy": (False, ENERGY_FORM),
+    "array": (False, "a mapping of the simulator's systolic array: rows, cols, dataflow, ifmap_sram_bytes, "
+                     "filter_sram_bytes, ofmap_sram_bytes, word_bits, vector_lanes, ... (chipfit hw show tpu-v1 shows "
+                     "one), or null"),
     "notes": (False, "a string"),
 }
-_ENERGY_FIELDS = ("mac_pj", "add_pj", "sram_pj_per_byte", "dram_pj_per_byte")
-_DEFAULT = "default: not given in the profile"
+# The simulator's old built-in architecture names, now the names of the chips that carry those arrays. They load
+# (chipfit.hw.sim.load_arch) with a DeprecationWarning for one release.
+DEPRECATED_NAMES = {"tpu-v1-like": "tpu-v1", "eyeriss-like": "eyeriss-v1", "diannao-like": "diannao",
+                    "dadiannao-like": "dadiannao"}
 
 
 @dataclass(frozen=True)
@@ -122,8 +92,11 @@ class Chip:
         clock_hz: clock, where known.
         power_w: power, where known.
         energy: energy table; entries the profile leaves out are the :data:`HOROWITZ_45NM` defaults.
-        sources: field path (``peak_ops_per_s.int8``, ``energy.mac_pj.fp16``) -> citation, for every number,
-            defaults included.
+        array: the systolic array the simulator runs (``chipfit simulate``), with the chip's clock, DRAM bandwidth
+            and energy unless the profile's ``array:`` section overrides them; ``None`` for a chip whose array is
+            not modelled. Its numbers' sources are in ``array.sources``.
+        sources: field path (``peak_ops_per_s.int8``, ``energy.mac_pj.fp16``) -> citation, for every roofline
+            number, defaults included.
         path: the file it was loaded from.
         notes: free text from the profile.
     """
@@ -141,6 +114,7 @@ class Chip:
     clock_hz: float | None
     power_w: float | None
     energy: EnergyTable
+    array: Arch | None = field(default=None, repr=False)
     sources: dict[str, str] = field(default_factory=dict)
     path: str | None = None
     notes: str = ""
@@ -149,7 +123,7 @@ class Chip:
         """Peak operations per second at ``dtype``; ValueError naming the dtypes this chip supports."""
         if dtype not in self.peak_ops_per_s:
             raise ValueError(f"chip {self.name} has no {dtype} peak; it supports {', '.join(self.peak_ops_per_s)} "
-                             f"(choose --dtype accordingly)")
+                             f"(choose --precision accordingly)")
         return self.peak_ops_per_s[dtype]
 
     def best_dtype(self) -> str:
@@ -167,6 +141,9 @@ class Chip:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, in the YAML profile's shape: every number as ``{value, source}``; plus ``path``.
+
+        ``array`` is the profile's array section (the array's own fields, and clock, DRAM bandwidth or energy
+        entries only where the array's differ from the chip's), or ``None``.
 
         :meth:`from_dict` reads it back.
         """
@@ -186,6 +163,7 @@ class Chip:
             "sram_pj_per_byte": cited("energy.sram_pj_per_byte", e.sram_pj_per_byte),
             "dram_pj_per_byte": cited("energy.dram_pj_per_byte", e.dram_pj_per_byte),
         }
+        out["array"] = None if self.array is None else self.array.to_section(self)
         if self.notes:
             out["notes"] = self.notes
         out["path"] = self.path
@@ -202,105 +180,6 @@ class Chip:
 # --- validation ---------------------------------------------------------------------------------------------------
 
 
-def _show(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _hint(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class _Reader:
-    """Reads one profile, collecting the sources; every error names the file, the field path and the type."""
-
-    def __init__(self, where: str):
-        self.where = where
-        self.sources: dict[str, str] = {}
-
-    def error(self, path: str, expected: str, got: Any = ...) -> ValueError:
-        got_s = "" if got is ... else f", got {type(got).__name__} {_show(got)}"
-        return ValueError(f"{self.where}: field '{path}' must be {expected}{got_s}")
-
-    def cited(self, path: str, raw: Any, what: str) -> tuple[Any, str]:
-        """The (value, source) of a ``{value, source}`` mapping, checking its shape and its source."""
-        if not isinstance(raw, dict):
-            if isinstance(raw, (int, float, str, bool)):
-                shown = str(raw).lower() if isinstance(raw, bool) else raw
-                raise ValueError(
-                    f"{self.where}: field '{path}' is a bare value ({raw!r}) without a source; it must be "
-                    f"{{value: {what}, source: <text>}}: add where it comes from, e.g. "
-                    f"{path.rsplit('.', 1)[-1]}: {{value: {shown}, source: \"assumption: why\"}}")
-            raise self.error(path, f"{{value: {what}, source: <text>}}", raw)
-        unknown = [str(k) for k in raw if k not in ("value", "source")]
-        if unknown:
-            raise ValueError(f"{self.where}: field '{path}' has unknown key {unknown[0]!r}"
-                             f"{_hint(unknown[0], ('value', 'source'))}; it must be "
-                             f"{{value: {what}, source: <text>}}")
-        if "value" not in raw:
-            raise ValueError(f"{self.where}: field '{path}.value' is missing; it must be {what}")
-        src = raw.get("source")
-        if not isinstance(src, str) or not src.strip():
-            raise self.error(f"{path}.source", "a non-empty string saying where the number comes from "
-                             "(or 'assumption: why')", src)
-        return raw["value"], src.strip()
-
-    def number(self, path: str, raw: Any, *, nullable: bool = False, positive: bool = True,
-               at_most: float | None = None) -> float | None:
-        """A cited number; ``None`` when ``nullable`` and the field (or its value) is null."""
-        if raw is None and nullable:
-            return None
-        what = "a positive number" if positive else "a number >= 0"
-        if at_most is not None:
-            what = f"a number in (0, {at_most:g}]"
-        v, src = self.cited(path, raw, "<number>" if not nullable else "<number> or null")
-        if v is None and nullable:
-            return None
-        if isinstance(v, str):  # YAML 1.1 reads 1e12 and 1.5e12 (no sign in the exponent) as strings
-            try:
-                v = float(v.strip())
-            except ValueError:
-                raise self.error(f"{path}.value", f"{what} (a float such as 1.5e12)", raw["value"]) from None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.error(f"{path}.value", f"{what} (a float such as 1.5e12)", v)
-        if not math.isfinite(v):
-            raise self.error(f"{path}.value", f"{what}, finite", v)
-        if (positive and v <= 0) or v < 0 or (at_most is not None and v > at_most):
-            raise self.error(f"{path}.value", what, v)
-        self.sources[path] = src
-        return float(v)
-
-    def flag(self, path: str, raw: Any, default: bool) -> bool:
-        if raw is None:
-            self.sources[path] = _DEFAULT
-            return default
-        v, src = self.cited(path, raw, "true or false")
-        if not isinstance(v, bool):
-            raise self.error(f"{path}.value", "true or false", v)
-        self.sources[path] = src
-        return v
-
-    def text(self, path: str, raw: Any, *, required: bool = False) -> str:
-        if raw is None and not required:
-            return ""
-        if not isinstance(raw, str) or (required and not raw.strip()):
-            raise self.error(path, "a non-empty string" if required else "a string", raw)
-        return raw.strip()
-
-    def dtype_map(self, path: str, raw: Any, allowed: tuple[str, ...], unit: str) -> dict[str, float]:
-        if not isinstance(raw, dict) or not raw:
-            raise self.error(path, f"a mapping from dtype ({', '.join(allowed)}) to {{value: {unit}, source: "
-                             "<text>}, with at least one dtype", raw)
-        out = {}
-        for d, v in raw.items():
-            if d not in allowed:
-                raise ValueError(f"{self.where}: field '{path}' has unknown dtype {d!r}{_hint(str(d), allowed)}; "
-                                 f"dtypes are {', '.join(allowed)}")
-            out[d] = self.number(f"{path}.{d}", v)
-        return out
-
-
 def parse_chip(data: Any, where: str = "<profile>", *, path: str | None = None) -> Chip:
     """Validate a loaded YAML mapping into a :class:`Chip`.
 
@@ -312,20 +191,13 @@ def parse_chip(data: Any, where: str = "<profile>", *, path: str | None = None) 
     Raises:
         ValueError: naming ``where``, the field path and the expected type.
     """
-    r = _Reader(where)
+    r = Reader(where)
     if data is None:
         raise ValueError(f"{where}: the profile is empty; it must be a mapping of fields "
                          f"({', '.join(k for k, (req, _) in _FIELDS.items() if req)} are required)")
     if not isinstance(data, dict):
         raise ValueError(f"{where}: a chip profile must be a YAML mapping of fields, got {type(data).__name__}")
-    for key in data:
-        if key not in _FIELDS:
-            raise ValueError(f"{where}: unknown field {key!r}{_hint(str(key), list(_FIELDS))}; "
-                             f"fields are {', '.join(_FIELDS)}")
-    for key, (required, expected) in _FIELDS.items():
-        if required and key not in data:
-            raise ValueError(f"{where}: missing required field '{key}': it must be {expected}")
-
+    r.check_fields(data, _FIELDS)
     name = r.text("name", data["name"], required=True)
     description = r.text("description", data.get("description"))
     kind = data.get("kind", UNSPECIFIED_KIND)
@@ -339,44 +211,48 @@ def parse_chip(data: Any, where: str = "<profile>", *, path: str | None = None) 
     if "op_overhead_s" in data:
         overhead = r.number("op_overhead_s", data["op_overhead_s"], positive=False)
     else:
-        overhead, r.sources["op_overhead_s"] = 0.0, _DEFAULT
+        overhead, r.sources["op_overhead_s"] = 0.0, DEFAULT
     concurrent = r.flag("concurrent_ops", data.get("concurrent_ops"), False)
     clock = r.number("clock_hz", data.get("clock_hz"), nullable=True)
     power = r.number("power_w", data.get("power_w"), nullable=True)
-    energy = _energy(r, data.get("energy"))
+    energy = read_energy(r, data.get("energy"))
     notes = r.text("notes", data.get("notes"))
     assert efficiency is not None and onchip is not None and overhead is not None
-    return Chip(name=name, description=description, kind=kind, peak_ops_per_s=peaks,
+    chip = Chip(name=name, description=description, kind=kind, peak_ops_per_s=peaks,
                 dram_bandwidth_bytes_per_s=dram, onchip_bytes=onchip, sram_bandwidth_bytes_per_s=sram,
                 efficiency=efficiency, op_overhead_s=overhead, concurrent_ops=concurrent, clock_hz=clock,
                 power_w=power, energy=energy, sources=r.sources, path=path, notes=notes)
+    if data.get("array") is None:
+        return chip
+
+    return dataclasses.replace(chip, array=parse_array(data["array"], chip, where))
 
 
-def _energy(r: _Reader, raw: Any) -> EnergyTable:
-    """The profile's energy entries over the Horowitz defaults, each with its source."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise r.error("energy", _FIELDS["energy"][1], raw)
-    for key in raw:
-        if key not in _ENERGY_FIELDS:
-            raise ValueError(f"{r.where}: field 'energy' has unknown key {key!r}{_hint(str(key), _ENERGY_FIELDS)}; "
-                             f"keys are {', '.join(_ENERGY_FIELDS)}")
-    for k, src in HOROWITZ_SOURCES.items():
-        r.sources[f"energy.{k}"] = src
-    mac = dict(HOROWITZ_45NM.mac_pj)
-    add = dict(HOROWITZ_45NM.add_pj)
-    if "mac_pj" in raw:
-        mac.update(r.dtype_map("energy.mac_pj", raw["mac_pj"], ENERGY_DTYPES, "<pJ>"))
-    if "add_pj" in raw:
-        add.update(r.dtype_map("energy.add_pj", raw["add_pj"], ENERGY_DTYPES, "<pJ>"))
-    sram = HOROWITZ_45NM.sram_pj_per_byte
-    dram = HOROWITZ_45NM.dram_pj_per_byte
-    if "sram_pj_per_byte" in raw:
-        sram = r.number("energy.sram_pj_per_byte", raw["sram_pj_per_byte"])
-    if "dram_pj_per_byte" in raw:
-        dram = r.number("energy.dram_pj_per_byte", raw["dram_pj_per_byte"])
-    return EnergyTable(mac_pj=mac, add_pj=add, sram_pj_per_byte=sram, dram_pj_per_byte=dram)
+def _from_scalesim_cfg(path: Path) -> Chip:
+    """A chip whose roofline numbers follow from a SCALE-Sim config's array (int8: 1-byte words), and that array."""
+
+    arch = parse_scalesim_cfg(path)
+    cfg = f"derived from SCALE-Sim config {path.name}"
+    macs = arch.rows * arch.cols
+    onchip = arch.ifmap_sram_bytes + arch.filter_sram_bytes + arch.ofmap_sram_bytes
+    dram = arch.dram_bandwidth_bytes_per_s
+    data = {
+        "name": arch.name, "description": arch.description, "kind": "asic",
+        "peak_ops_per_s": {"int8": {"value": macs * 2 * arch.clock_hz, "source": (
+            f"{cfg}: ArrayHeight x ArrayWidth = {arch.rows} x {arch.cols} = {macs:,} MACs x 2 ops x "
+            f"{arch.clock_hz / 1e9:g} GHz (SCALE-Sim's 1-byte words; the clock is assumed, the config has none)")}},
+        "dram_bandwidth_bytes_per_s": None if dram is None else {"value": dram, "source": (
+            f"{cfg}: {arch.sources['dram_bandwidth_bytes_per_s'].removeprefix('SCALE-Sim config: ')} x "
+            f"{arch.clock_hz / 1e9:g} GHz")},
+        "onchip_bytes": {"value": onchip, "source": f"{cfg}: IfmapSramSzkB + FilterSramSzkB + OfmapSramSzkB = "
+                                                    f"{onchip // 1024:,} kB x 1024"},
+        "efficiency": {"value": 1.0, "source": "assumption: the roofline takes SCALE-Sim's array at its peak (the "
+                                               "simulator computes its real utilisation)"},
+        "op_overhead_s": {"value": 0.0, "source": "assumption: SCALE-Sim models no per-layer overhead"},
+        "concurrent_ops": {"value": False, "source": "assumption: one array runs one layer at a time"},
+        "clock_hz": {"value": arch.clock_hz, "source": arch.sources["clock_hz"]},
+    }
+    return dataclasses.replace(parse_chip(data, str(path), path=str(path)), array=arch)
 
 
 # --- finding and loading profiles --------------------------------------------------------------------------------
@@ -385,34 +261,14 @@ BUILTIN_DIR = Path(__file__).parent / "chips"
 _SUFFIXES = (".yaml", ".yml")
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
-                                                    key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
 def user_chip_dir() -> Path:
     """Where user profiles live: ``$CHIPFIT_HOME/hw`` when CHIPFIT_HOME is set, else ``~/.config/chipfit/hw``."""
     home = os.environ.get("CHIPFIT_HOME")
     return (Path(home).expanduser() if home else Path.home() / ".config" / "chipfit") / "hw"
 
 
-def _index() -> dict[str, Path]:
-    """Profile name -> file; user profiles override built-ins of the same name."""
+def chip_files() -> dict[str, Path]:
+    """Profile name -> file, for every built-in and user profile; user profiles override built-ins of the same name."""
     found: dict[str, Path] = {}
     for folder in (BUILTIN_DIR, user_chip_dir()):
         if folder.is_dir():
@@ -422,48 +278,60 @@ def _index() -> dict[str, Path]:
 
 def list_chips() -> list[str]:
     """Names of the built-in and user chip profiles, sorted."""
-    return sorted(_index())
+    return sorted(chip_files())
 
 
-def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read the chip profile: {e}") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ValueError(f"{path}: not valid YAML{at}: {problem}") from None
+def deprecated_name(spec: object) -> str | None:
+    """The chip that replaces an old simulator architecture name (``tpu-v1-like`` -> ``tpu-v1``), else ``None``.
+
+    ``None`` too where a profile of that name exists (a user's own ``tpu-v1-like.yaml`` is no old name).
+    """
+    if not isinstance(spec, str) or spec not in DEPRECATED_NAMES or spec in chip_files():
+        return None
+    return DEPRECATED_NAMES[spec]
 
 
-def load_chip(name_or_path: str | Path) -> Chip:
-    """Load a chip profile by name or from a YAML file.
+def load_chip(spec: str | Path | Chip) -> Chip:
+    """A target: a chip profile by name, from a YAML file, or derived from a SCALE-Sim ``.cfg``.
 
     Args:
-        name_or_path: a file (a ``Path``, a name ending in .yaml/.yml, or an existing file), or a profile name,
-            looked up first in :func:`user_chip_dir` and then among the built-ins.
+        spec: a :class:`Chip` (returned as is); a SCALE-Sim ``.cfg`` file (a chip whose roofline numbers follow
+            from its array: peak = rows x cols x 2 ops x clock at int8, DRAM bandwidth from Bandwidth, none in CALC
+            mode, on-chip memory = the three SRAMs, efficiency 1.0; its :attr:`Chip.array` is the config's); a YAML
+            file (a ``Path``, a name ending in .yaml/.yml, or an existing file); or a profile name, looked up first
+            in :func:`user_chip_dir` and then among the built-ins.
 
     Raises:
         ValueError: no such file or profile (with close names), or a file that fails validation.
     """
-    text = str(name_or_path)
+    if isinstance(spec, Chip):
+        return spec
+    text = str(spec)
     path = Path(text).expanduser()
-    by_name = not (isinstance(name_or_path, Path) or text.endswith(_SUFFIXES) or path.is_file())
+    if text.endswith(".cfg"):
+        if not path.is_file():
+            raise ValueError(f"SCALE-Sim config {text}: no such file")
+        return _from_scalesim_cfg(path)
+    by_name = not (isinstance(spec, Path) or text.endswith(_SUFFIXES) or path.is_file())
     if not by_name:
         if not path.is_file():
             raise ValueError(f"chip profile {text}: no such file")
     else:
-        index = _index()
+        index = chip_files()
         if text not in index:
+            if text in DEPRECATED_NAMES:
+                raise ValueError(f"unknown chip {text!r}: that was the simulator's name for "
+                                 f"{DEPRECATED_NAMES[text]!r}; use --hw {DEPRECATED_NAMES[text]}")
             close = difflib.get_close_matches(text, list(index), n=3, cutoff=0.4)
             raise ValueError(f"unknown chip {text!r}." + (f" Did you mean: {', '.join(close)}?" if close else "")
-                             + " `chipfit hw list` shows the profiles; a YAML file path works too.")
+                             + " `chipfit hw list` shows the profiles; a YAML file or a SCALE-Sim .cfg works too.")
         path = index[text]
-    chip = parse_chip(_read(path), str(path), path=str(path))
+    chip = parse_chip(read_yaml(path), str(path), path=str(path))
     if by_name and chip.name != text:
         raise ValueError(f"{path}: field 'name' is {chip.name!r} but the file is named {path.name}; make them "
                          f"agree (profiles are looked up by file name)")
     return chip
+
+
+# One name for a target: a chip profile is what both the roofline model and the simulator load.
+load_target = load_chip

@@ -5,7 +5,7 @@ Per execution unit (one op, or a fused chain):
 - compute time = FLOPs / (peak ops/s at the precision's compute dtype x the chip's efficiency);
 - memory time = DRAM bytes / DRAM bandwidth (and on-chip bytes / SRAM bandwidth when the profile gives one);
 - latency = max(compute, memory) + the chip's fixed per-op overhead; the unit is compute-bound or memory-bound
-  by which term wins;
+  by which term wins, or overhead-bound when the overhead exceeds both;
 - energy = MACs x E_mac + (FLOPs - 2 MACs) x E_add + DRAM bytes x E_dram + on-chip bytes x E_sram.
 
 Memory assumption (stated, not measured): every weight streams from DRAM once per inference; an activation
@@ -20,10 +20,9 @@ runs independent ops concurrently (``concurrent_ops``).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from chipfit.cost.profile import Layer, Profile
 from chipfit.hw.chip import HOROWITZ_45NM, Chip
+from chipfit.hw.estimate import Estimate, LayerEstimate
 
 ACTIVATION_SHARE = 0.5
 
@@ -36,8 +35,15 @@ def _energy_pj(table: dict[str, float], default: dict[str, float], dtype: str) -
     raise ValueError(f"no energy figure for {dtype}; add it to the chip profile's energy table")
 
 
-def apply_chip(profile: Profile, chip: Chip) -> Profile:
-    """Fill DRAM bytes, latency, energy and bound of every layer of ``profile`` (both modes) on ``chip``."""
+def estimate(profile: Profile, chip: Chip, fused: bool | None = None) -> Estimate:
+    """Roofline latency, energy, DRAM bytes and bound of every unit of ``profile`` on ``chip``.
+
+    Args:
+        profile: counts of the network (not changed).
+        chip: the target.
+        fused: the execution mode to estimate (default: the profile's).
+    """
+    fused = profile.fused if fused is None else fused
     precision = profile.precision
     dtype = precision.compute
     peak = chip.peak(dtype) * chip.efficiency
@@ -57,7 +63,7 @@ def apply_chip(profile: Profile, chip: Chip) -> Profile:
             return True
         return t.nbytes(precision) > on_chip_limit
 
-    def timed(layer: Layer) -> Layer:
+    def timed(layer: Layer) -> LayerEstimate:
         c = layer.cost
         dram = sum(t.nbytes(precision) for t in layer.reads if off_chip(t))
         dram += sum(t.nbytes(precision) for t in layer.writes if off_chip(t))
@@ -67,29 +73,29 @@ def apply_chip(profile: Profile, chip: Chip) -> Profile:
             memory_s = max(memory_s, c.bytes / sram_bw)
         latency = max(compute_s, memory_s) + chip.op_overhead_s
         energy = c.macs * e_mac + max(c.flops - 2 * c.macs, 0) * e_add + dram * e_dram + c.bytes * e_sram
-        bound = "compute" if compute_s >= memory_s else "memory"
-        return replace(layer, cost=replace(c, dram_bytes=dram, latency_s=latency, energy_j=energy),
-                       compute_s=compute_s, memory_s=memory_s, bound=bound)
+        if chip.op_overhead_s > max(compute_s, memory_s):
+            bound = "overhead"
+        else:
+            bound = "compute" if compute_s >= memory_s else "memory"
+        return LayerEstimate(layer.name, latency, energy, bound, compute_s, memory_s, dram)
 
-    unfused = [timed(layer) for layer in profile.layers_unfused]
-    fused = [timed(layer) for layer in profile.layers_fused]
-    out = replace(profile, layers_unfused=unfused, layers_fused=fused, hardware=chip.to_dict())
-    out.network_latency_s = {
-        "unfused": network_latency(profile, unfused, chip.concurrent_ops),
-        "fused": network_latency(profile, fused, chip.concurrent_ops),
-    }
-    if dram_bw is None and out.memory["weight_bytes"] > chip.onchip_bytes:
-        out.notes.append(
-            f"{chip.name} has no DRAM, but the weights ({out.memory['weight_bytes'] / 1e6:.1f} MB) exceed its "
+    layers = profile.layers_fused if fused else profile.layers_unfused
+    timed_layers = tuple(timed(layer) for layer in layers)
+    notes = []
+    if dram_bw is None and profile.memory["weight_bytes"] > chip.onchip_bytes:
+        notes.append(
+            f"{chip.name} has no DRAM, but the weights ({profile.memory['weight_bytes'] / 1e6:.1f} MB) exceed its "
             f"on-chip memory ({chip.onchip_bytes / 1e6:.1f} MB): split the model across chips (chipfit simulate)."
         )
-    return out
+    latency = network_latency(profile, layers, [x.latency_s for x in timed_layers], chip.concurrent_ops)
+    return Estimate("roofline", chip.name, profile.model_name, precision.name, fused, latency,
+                    sum(x.energy_j for x in timed_layers), timed_layers, tuple(notes), {"chip": chip.to_dict()})
 
 
-def network_latency(profile: Profile, layers: list[Layer], concurrent: bool) -> float:
+def network_latency(profile: Profile, layers: list[Layer], latencies: list[float], concurrent: bool) -> float:
     """Serial sum of the units' latencies, or the longest latency-weighted path when ops may overlap."""
     if not concurrent:
-        return sum(layer.cost.latency_s for layer in layers)
+        return sum(latencies)
     unit_of = {i: k for k, layer in enumerate(layers) for i in layer.nodes}
     deps = profile.graph.deps()
     nodes = profile.graph.nodes
@@ -107,5 +113,5 @@ def network_latency(profile: Profile, layers: list[Layer], concurrent: bool) -> 
             for u in node_units[i]:
                 if u != k:
                     start = max(start, finish[u])
-        finish[k] = start + layer.cost.latency_s
+        finish[k] = start + latencies[k]
     return max(finish, default=0.0)

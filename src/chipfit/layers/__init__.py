@@ -1,9 +1,11 @@
-"""Reusable layers: quadratic neurons, channels-first LayerNorm, DropPath, LayerScale and spatial mixers."""
+"""Reusable layers: quadratic neurons, channels-first LayerNorm, DropPath, LayerScale, spatial mixers, channel
+shuffle."""
 
 from chipfit.layers.drop import DropPath, LayerScale
 from chipfit.layers.mixers import MIXERS, DWConvMixer, GnConv, QuadraMixer, WindowAttention, build_mixer
 from chipfit.layers.norm import LayerNorm2d
 from chipfit.layers.quadratic import QUADRATIC_INIT_SCALE, QuadraConv2d, QuadraLinear, quadra_conv2d, quadra_linear
+from chipfit.layers.shuffle import channel_shuffle
 
 
 def is_depthwise(layer) -> bool:
@@ -25,6 +27,7 @@ __all__ = [
     "QuadraMixer",
     "WindowAttention",
     "build_mixer",
+    "channel_shuffle",
     "is_depthwise",
     "quadra_conv2d",
     "quadra_linear",

@@ -1,16 +1,15 @@
-"""Name -> constructor registry for the model zoo.
+"""Name -> constructor registry for the model zoo: the table and the decorator that fills it.
 
 Registered constructors are a few lines each: they fill a config dataclass and call one builder.
 Each entry also records the input shape the network is meant for, so `chipfit profile NAME` needs no
-`--input` for built-in networks.
+`--input` for built-in networks. Looking names up is :mod:`chipfit.models.zoo`'s job, which imports the families
+first; this module imports none of them, so the families can import it without an import circle.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch.nn as nn
 
@@ -50,35 +49,3 @@ def register_model(
         return fn
 
     return wrap
-
-
-def _load_zoo() -> None:
-    # Importing the family modules registers their constructors; done once, on first use.
-    from chipfit.models import _zoo  # noqa: F401
-
-
-def unknown_model_message(name: str) -> str:
-    """A user-facing message for an unknown model name, with the closest registered names."""
-    _load_zoo()
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return f"unknown model {name!r}.{hint} `chipfit models` lists the {len(_REGISTRY)} built-in networks."
-
-
-def get_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name``; ``ValueError`` with close matches if unknown."""
-    _load_zoo()
-    if name not in _REGISTRY:
-        raise ValueError(unknown_model_message(name))
-    return _REGISTRY[name]
-
-
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered network, e.g. ``create_model("quadranet36_t", num_classes=10)``."""
-    return get_entry(name).factory(**kwargs)
-
-
-def list_models(family: str | None = None) -> list[str]:
-    """Registered model names, sorted; optionally only one family."""
-    _load_zoo()
-    return sorted(n for n, e in _REGISTRY.items() if family is None or e.family == family)

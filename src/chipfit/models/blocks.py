@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from chipfit.layers import DropPath, LayerNorm2d, LayerScale, QuadraConv2d, build_mixer
+from chipfit.layers import DropPath, LayerNorm2d, LayerScale, QuadraConv2d, build_mixer, channel_shuffle
 from chipfit.models.config import BlockConfig
 
 _MIXER = {"quadra": "quadra", "hor": "gnconv", "swin": "window_attention", "conv": "dwconv", "skip": "none"}
@@ -112,12 +112,6 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x) if self.residual else self.body(x)
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave the channels of ``groups`` groups, so that the next split mixes them."""
-    n, c, h, w = x.shape
-    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 class ShuffleUnit(nn.Module):

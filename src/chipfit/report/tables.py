@@ -1,4 +1,4 @@
-"""Rich tables and CSV of a profile."""
+"""Rich tables and CSV of a profile, with its hardware estimate when a chip was given."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chipfit.cost.profile import Profile
@@ -21,7 +22,9 @@ def si(x: float, unit: str = "") -> str:
     return f"{x:.3g} {unit}".rstrip()
 
 
-def seconds(s: float) -> str:
+def seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
     if s >= 1:
         return f"{s:.3g} s"
     if s >= 1e-3:
@@ -29,39 +32,60 @@ def seconds(s: float) -> str:
     return f"{s * 1e6:.3g} us"
 
 
+def joules(j: float | None) -> str:
+    """Energy with the unit that keeps three significant digits readable: 1.2 mJ, 569 uJ, 3.4 nJ."""
+    if j is None:
+        return "-"
+    for factor, unit in ((1, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):
+        if j >= factor:
+            return f"{j / factor:.3g} {unit}"
+    return f"{j / 1e-12:.3g} pJ"
+
+
 def print_profile(profile: Profile, console: Console, by: str = "layer", top: int = 15) -> None:
     """Heaviest layers (or a breakdown by module / op type), totals, fusion, guidelines and unsupported ops."""
-    timed = profile.hardware is not None
+    est = profile.estimate
+    timed = est is not None
     mode = "fused" if profile.fused else "unfused"
     if by == "layer":
-        key = (lambda lay: lay.cost.latency_s) if timed else (lambda lay: lay.cost.flops)
-        rows = sorted(profile.layers, key=key, reverse=True)[:top]
+        pairs = list(zip(profile.layers, est.layers if timed else [None] * len(profile.layers), strict=True))
+        key = (lambda p: p[1].latency_s) if timed else (lambda p: p[0].cost.flops)
+        rows = sorted(pairs, key=key, reverse=True)[:top]
         t = Table(title=f"{profile.model_name}: the {len(rows)} heaviest of {len(profile.layers)} layers ({mode})")
         for col in ("layer", "type", "output", "MACs", "FLOPs", "bytes", "FLOP/B"):
             t.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
         if timed:
             for col in ("DRAM", "latency", "bound"):
                 t.add_column(col, justify="right")
-        for lay in rows:
+        for lay, x in rows:
             c = lay.cost
             cells = [lay.name, lay.op_type, "x".join(map(str, lay.output_shape)), si(c.macs), si(c.flops),
                      si(c.bytes, "B"), f"{c.intensity:.1f}" if c.bytes else "-"]
             if timed:
-                cells += [si(c.dram_bytes, "B"), seconds(c.latency_s), lay.bound]
+                cells += [si(x.dram_bytes, "B"), seconds(x.latency_s), x.bound or "-"]
             t.add_row(*cells)
     else:
+        def key(lay) -> str:
+            if by == "op":
+                return lay.op_type
+            return ".".join((lay.module or "<root>").split(".")[:2])
+
         groups = profile.by_module(depth=2) if by == "module" else profile.by_op_type()
+        latency: dict[str, float] = {}
+        if timed:
+            for lay, x in zip(profile.layers, est.layers, strict=True):
+                latency[key(lay)] = latency.get(key(lay), 0.0) + x.latency_s
         t = Table(title=f"{profile.model_name}: cost by {'module' if by == 'module' else 'op type'} ({mode})")
         for col in (by, "ops", "params", "MACs", "FLOPs", "bytes"):
             t.add_column(col, justify="left" if col == by else "right")
         if timed:
             t.add_column("latency", justify="right")
             t.add_column("share", justify="right")
-        total_lat = profile.total.latency_s or 1.0
+        total_lat = sum(latency.values()) or 1.0
         for k, c in list(groups.items())[: max(top, 25)]:
             cells = [k, str(c.ops), si(c.params), si(c.macs), si(c.flops), si(c.bytes, "B")]
             if timed:
-                cells += [seconds(c.latency_s), f"{c.latency_s / total_lat:.1%}"]
+                cells += [seconds(latency.get(k, 0.0)), f"{latency.get(k, 0.0) / total_lat:.1%}"]
             t.add_row(*cells)
     console.print(t)
     print_totals(profile, console)
@@ -83,37 +107,39 @@ def print_totals(profile: Profile, console: Console) -> None:
     t.add_row("peak activations", si(mem["peak_activation_bytes_unfused"], "B"),
               si(mem["peak_activation_bytes_fused"], "B"))
     t.add_row("ops / kernels", str(s["op_count"]), str(s["fused_units"]))
-    if profile.hardware is not None:
-        t.add_row("DRAM bytes", si(u.dram_bytes, "B"), si(f.dram_bytes, "B"))
-        t.add_row("latency", seconds(u.latency_s), seconds(f.latency_s))
-        t.add_row("inferences/s", f"{1 / u.latency_s:.4g}", f"{1 / f.latency_s:.4g}")
-        t.add_row("energy", si(u.energy_j, "J"), si(f.energy_j, "J"))
-        t.add_row("inferences/J", f"{1 / u.energy_j:.4g}", f"{1 / f.energy_j:.4g}")
+    eu, ef = profile.estimates.get("unfused"), profile.estimates.get("fused")
+    if eu is not None and ef is not None:
+        t.add_row("DRAM bytes", si(eu.dram_bytes, "B"), si(ef.dram_bytes, "B"))
+        t.add_row("latency", seconds(eu.latency_s), seconds(ef.latency_s))
+        t.add_row("inferences/s", f"{1 / eu.latency_s:.4g}", f"{1 / ef.latency_s:.4g}")
+        t.add_row("energy", si(eu.energy_j, "J"), si(ef.energy_j, "J"))
+        t.add_row("inferences/J", f"{1 / eu.energy_j:.4g}", f"{1 / ef.energy_j:.4g}")
     console.print(t)
+    est = profile.estimate
     console.print(f"graph depth {s['depth']} ops, width {s['width']} (ops that can run in parallel); "
                   f"precision {profile.precision.name}; capture: {profile.graph.capture}"
-                  + (f"; chip: {profile.hardware['name']}" if profile.hardware else ""), highlight=False)
+                  + (f"; chip: {est.target} ({est.source})" if est is not None else ""), highlight=False)
     fu = profile.fusion()
     if fu["groups"]:
         chains = ", ".join(f"{k} x{v}" for k, v in list(fu["chains"].items())[:4])
         saved = f"saves {si(fu['bytes_saved'], 'B')}"
-        if profile.hardware is not None:
+        if fu["latency_saved_s"] is not None:
             saved += f" and {seconds(fu['latency_saved_s'])}"
         console.print(f"fusion: {fu['groups']} chains ({chains}) {saved}", highlight=False)
     for w in profile.guidelines.get("warnings", []):
-        console.print(f"[yellow]guideline[/] {w}", highlight=False)
-    for n in profile.notes:
-        console.print(f"[yellow]note[/] {n}", highlight=False)
+        console.print(f"[yellow]guideline[/] {escape(w)}", highlight=False)
+    for n in [*profile.notes, *(est.notes if est is not None else ())]:
+        console.print(f"[yellow]note[/] {escape(n)}", highlight=False)
     if profile.unsupported:
         ops = ", ".join(f"{k} x{v}" for k, v in profile.unsupported.items())
         console.print(f"[bold red]unsupported[/] (not costed, not counted as zero): {ops}", highlight=False)
 
 
 def write_csv(profile: Profile, path: str | Path) -> Path:
-    """One row per layer of the profile's mode."""
+    """One row per layer of the profile's mode, with its estimated time when a chip was given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [lay.to_dict() for lay in profile.layers]
+    rows = profile.layer_rows()
     cols = ["name", "module", "module_type", "op_type", "kinds", "output_shape", "params", "macs", "flops",
             "bytes_read", "bytes_written", "weight_bytes", "dram_bytes", "intensity", "compute_s", "memory_s",
             "latency_s", "energy_j", "bound"]

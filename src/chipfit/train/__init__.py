@@ -1,4 +1,6 @@
-"""Making networks learn: the training engine, checkpoints, and runs that leave a report behind."""
+"""Making networks learn: the training engine and its checkpoints.
+
+A run from names, leaving a report behind (``chipfit train``), is :func:`chipfit.api.train`."""
 
 from chipfit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from chipfit.train.engine import TrainConfig, TrainHooks, TrainResult, evaluate, fit

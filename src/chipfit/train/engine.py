@@ -164,7 +164,91 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig(),
     ``metrics.jsonl`` (one line per epoch). The test set is evaluated once, at the end. ``hooks`` add a loss term,
     a per-step callback and extra trainable modules (see :class:`TrainHooks`).
     """
-    hooks = hooks or TrainHooks()
+    run = _start_run(model, data, cfg, hooks or TrainHooks())
+    if cfg.resume:
+        _restore(run)
+    epoch_gen_state = run.gen.get_state() if run.pos.start_batch else None
+    interrupted = False
+    stop = {"flag": False}
+    at = _Interruption()
+    with _stop_on_signals(stop):
+        t0 = time.perf_counter()
+        progress = _progress(cfg.progress and run.rank == 0)
+        try:
+            with progress:
+                while run.pos.epoch < cfg.epochs:
+                    run.net.train()
+                    at.rng = epoch_gen_state if epoch_gen_state is not None else run.gen.get_state()
+                    run.gen.set_state(at.rng)
+                    epoch_gen_state = None
+                    stats = _train_epoch(run, progress, stop, at)
+                    _end_epoch(run, progress, stats)
+        except KeyboardInterrupt:
+            interrupted = True
+            if run.rank == 0 and run.out:
+                batch = at.batch + 1 if at.batch is not None else 0
+                save_checkpoint(run.out / "last.pt", _state(run, batch, at.rng))
+                progress.console.print(f"interrupted: saved {run.out / 'last.pt'}; continue with --resume",
+                                       highlight=False)
+    return _finish(run, interrupted, time.perf_counter() - t0)
+
+
+@dataclass
+class _Position:
+    """Where a run stands: the epoch under way and the batch it starts at, optimiser steps taken, the best validation
+    accuracy so far (-1 before the first epoch) and one history record per finished epoch."""
+
+    epoch: int = 0
+    start_batch: int = 0
+    step: int = 0
+    best: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """What one ``fit`` call trains, where it is, and where it writes."""
+
+    model: nn.Module
+    net: nn.Module  # the model, wrapped in DistributedDataParallel when there are several processes
+    data: DataBundle
+    cfg: TrainConfig
+    hooks: TrainHooks
+    opt: torch.optim.Optimizer
+    ema: _Ema | None
+    spec: str
+    gen: torch.Generator  # the data order
+    out: Path | None
+    rank: int
+    world: int
+    steps_per_epoch: int
+    total: int
+    warmup: int
+    pos: _Position
+
+
+@dataclass
+class _Interruption:
+    """What a checkpoint on Ctrl-C needs: the last batch started (None before any) and the data order's state at the
+    start of the epoch under way."""
+
+    batch: int | None = None
+    rng: torch.Tensor | None = None
+
+
+@dataclass
+class _EpochStats:
+    """Running totals of one epoch's training batches."""
+
+    seen: int
+    correct: int
+    loss_sum: float
+    started: float  # perf_counter at the start of the epoch
+
+
+def _start_run(model: nn.Module, data: DataBundle, cfg: TrainConfig, hooks: TrainHooks) -> _Run:
+    """Join the processes, seed, check the model takes the data, and build the optimiser, the schedule's lengths,
+    the EMA and the output folder (in this order: it fixes what the seeded RNGs are consumed by)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _is_dist():
@@ -175,61 +259,78 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig(),
     random.seed(cfg.seed)
     _check_fits(model, data)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    groups = param_groups(model, cfg.weight_decay)
-    if hooks.modules is not None:
-        for g, extra in zip(groups, param_groups(hooks.modules, cfg.weight_decay), strict=True):
-            g["params"] = g["params"] + extra["params"]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    steps_per_epoch = len(data.train) // world // cfg.batch_size
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch size {cfg.batch_size} x {world} process(es) exceeds the {len(data.train)} training "
-                         "images: lower --batch-size")
-    total = steps_per_epoch * cfg.epochs
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    opt = _optimiser(model, cfg, hooks)
+    steps_per_epoch = _steps_per_epoch(data, cfg, world)
     ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay else None
     spec = model_spec(model, cfg.model_name)
-    epoch, start_batch, step, best, history = 0, 0, 0, -1.0, []
     if out and rank == 0:
         if not cfg.resume and (out / "last.pt").exists():
             raise FileExistsError(f"{out} already holds a run (last.pt): continue it with --resume, or choose "
                                   "another --out")
         out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(cfg.seed)
-    if cfg.resume:
-        if out is None or not (out / "last.pt").is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint {out / 'last.pt' if out else '(no --out given)'}")
-        st = load_checkpoint(out / "last.pt")
-        check_spec(st["model_spec"], model, cfg.model_name, out / "last.pt")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        epoch, start_batch, step, best = int(st["epoch"]), int(st["batch"]), int(st["step"]), float(st["best"])
-        gen.set_state(st["data_rng"])
-        torch.set_rng_state(st["torch_rng"])
-        random.setstate(_py_state(st["py_rng"]))
-        history = json.loads(st["history"])
-        if ema and "ema" in st:
-            ema.shadow = st["ema"]
-        if hooks.modules is not None and "hook_modules" in st:
-            hooks.modules.load_state_dict(st["hook_modules"])
-    epoch_gen_state = gen.get_state() if start_batch else None
+    return _Run(model, net, data, cfg, hooks, opt, ema, spec, gen, out, rank, world, steps_per_epoch,
+                total=steps_per_epoch * cfg.epochs, warmup=int(round(cfg.warmup_epochs * steps_per_epoch)),
+                pos=_Position())
 
-    def state(batch_in_epoch: int, epoch_start_rng: torch.Tensor) -> dict[str, Any]:
-        s = {"model_spec": spec, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-             "batch": batch_in_epoch, "step": step, "best": best, "data_rng": epoch_start_rng,
-             "torch_rng": torch.get_rng_state(), "py_rng": _py_state_out(random.getstate()),
-             "history": json.dumps(history), "train_config": json.dumps(cfg.to_dict()),
-             "classes": json.dumps(data.classes), "norm": json.dumps({"mean": data.mean, "std": data.std})}
-        if ema:
-            s["ema"] = ema.shadow
-        if hooks.modules is not None:
-            s["hook_modules"] = hooks.modules.state_dict()
-        return s
 
-    interrupted = False
-    stop = {"flag": False}
+def _optimiser(model: nn.Module, cfg: TrainConfig, hooks: TrainHooks) -> torch.optim.Optimizer:
+    """AdamW over the model's parameters and the hooks' extra modules, each split into decayed and not."""
+    groups = param_groups(model, cfg.weight_decay)
+    if hooks.modules is not None:
+        for g, extra in zip(groups, param_groups(hooks.modules, cfg.weight_decay), strict=True):
+            g["params"] = g["params"] + extra["params"]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
 
+
+def _steps_per_epoch(data: DataBundle, cfg: TrainConfig, world: int) -> int:
+    steps = len(data.train) // world // cfg.batch_size
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    if steps < 1:
+        raise ValueError(f"batch size {cfg.batch_size} x {world} process(es) exceeds the {len(data.train)} training "
+                         "images: lower --batch-size")
+    return steps
+
+
+def _restore(run: _Run) -> None:
+    """Continue from ``last.pt``: weights, optimiser, position, every RNG, the history, the EMA and hook modules."""
+    out = run.out
+    if out is None or not (out / "last.pt").is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {out / 'last.pt' if out else '(no --out given)'}")
+    st = load_checkpoint(out / "last.pt")
+    check_spec(st["model_spec"], run.model, run.cfg.model_name, out / "last.pt")
+    run.model.load_state_dict(st["model"])
+    run.opt.load_state_dict(st["optimizer"])
+    run.pos = _Position(int(st["epoch"]), int(st["batch"]), int(st["step"]), float(st["best"]),
+                        json.loads(st["history"]))
+    run.gen.set_state(st["data_rng"])
+    torch.set_rng_state(st["torch_rng"])
+    random.setstate(_py_state(st["py_rng"]))
+    if run.ema and "ema" in st:
+        run.ema.shadow = st["ema"]
+    if run.hooks.modules is not None and "hook_modules" in st:
+        run.hooks.modules.load_state_dict(st["hook_modules"])
+
+
+def _state(run: _Run, batch_in_epoch: int, epoch_start_rng: torch.Tensor | None) -> dict[str, Any]:
+    """A checkpoint of the run as it stands, to continue at ``batch_in_epoch`` of the current epoch."""
+    pos, data = run.pos, run.data
+    s = {"model_spec": run.spec, "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+         "epoch": pos.epoch, "batch": batch_in_epoch, "step": pos.step, "best": pos.best,
+         "data_rng": epoch_start_rng, "torch_rng": torch.get_rng_state(), "py_rng": _py_state_out(random.getstate()),
+         "history": json.dumps(pos.history), "train_config": json.dumps(run.cfg.to_dict()),
+         "classes": json.dumps(data.classes), "norm": json.dumps({"mean": data.mean, "std": data.std})}
+    if run.ema:
+        s["ema"] = run.ema.shadow
+    if run.hooks.modules is not None:
+        s["hook_modules"] = run.hooks.modules.state_dict()
+    return s
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: dict[str, bool]):
+    """SIGINT and SIGTERM set ``stop["flag"]`` (the epoch loop checks it after each step) until the block ends."""
     def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
         stop["flag"] = True
 
@@ -237,95 +338,100 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig = TrainConfig(),
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError):  # not in the main thread: no handler, no checkpoint on Ctrl-C
             old_handlers[sig] = signal.signal(sig, on_signal)
-    t0 = time.perf_counter()
-    progress = _progress(cfg.progress and rank == 0)
     try:
-        with progress:
-            while epoch < cfg.epochs:
-                net.train()
-                rng_at_epoch_start = epoch_gen_state if epoch_gen_state is not None else gen.get_state()
-                gen.set_state(rng_at_epoch_start)
-                epoch_gen_state = None
-                task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch,
-                                         completed=start_batch, stats="")
-                seen = correct = 0
-                loss_sum = 0.0
-                te = time.perf_counter()
-                batches = data.batches("train", cfg.batch_size, train=True, generator=gen, rank=rank, world=world,
-                                       start=start_batch)
-                for b, (x, y) in enumerate(batches, start=start_batch):
-                    if b >= steps_per_epoch:
-                        break
-                    for g in opt.param_groups:
-                        g["lr"] = lr_at(step, total, warmup, cfg.lr, cfg.min_lr_ratio)
-                    logits = net(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                    if hooks.extra_loss is not None:
-                        loss = loss + hooks.extra_loss(x, logits, y)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}: "
-                                                 "lower --lr or raise clipping")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.clip_grad:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                    opt.step()
-                    if ema:
-                        ema.update(model)
-                    step += 1
-                    if hooks.after_step is not None:
-                        hooks.after_step(step, total)
-                    seen += len(y)
-                    correct += int((logits.argmax(1) == y).sum())
-                    loss_sum += loss.item() * len(y)
-                    ips = seen * world / max(time.perf_counter() - te, 1e-9)
-                    progress.update(task, advance=1, stats=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f} "
-                                                           f"{ips:.0f} img/s")
-                    if stop["flag"]:
-                        raise KeyboardInterrupt
-                progress.remove_task(task)
-                val = evaluate(ema_model(model, ema) if ema else model, data, "val")
-                rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                       "val_loss": val["loss"], "val_acc": val["accuracy"],
-                       "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - te,
-                       "images_per_s": seen * world / max(time.perf_counter() - te, 1e-9)}
-                history.append(rec)
-                epoch += 1
-                start_batch = 0
-                if rank == 0:
-                    if progress.console.is_terminal or cfg.progress:
-                        progress.console.print(
-                            f"epoch {rec['epoch']}: loss {rec['train_loss']:.4f} train {rec['train_acc']:.4f} "
-                            f"val {rec['val_acc']:.4f} ({rec['images_per_s']:.0f} img/s)", highlight=False)
-                    if out:
-                        # rewritten from the history each epoch, so a run killed and resumed never repeats a line
-                        tmp = out / ".metrics.jsonl.tmp"
-                        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-                        os.replace(tmp, out / "metrics.jsonl")
-                        save_checkpoint(out / "last.pt", state(0, gen.get_state()))
-                        if val["accuracy"] > best:
-                            best = val["accuracy"]
-                            save_checkpoint(out / "best.pt", state(0, gen.get_state()))
-                    best = max(best, val["accuracy"])
-    except KeyboardInterrupt:
-        interrupted = True
-        if rank == 0 and out:
-            save_checkpoint(out / "last.pt", state(b + 1 if "b" in locals() else 0, rng_at_epoch_start))
-            progress.console.print(f"interrupted: saved {out / 'last.pt'}; continue with --resume", highlight=False)
+        yield
     finally:
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
-    train_seconds = time.perf_counter() - t0
+
+
+def _train_epoch(run: _Run, progress: Any, stop: dict[str, bool], at: _Interruption) -> _EpochStats:
+    """The training batches of one epoch, from ``run.pos.start_batch``; raises KeyboardInterrupt after the step
+    during which a stop signal came."""
+    cfg, pos, hooks, model, opt = run.cfg, run.pos, run.hooks, run.model, run.opt
+    task = progress.add_task(f"epoch {pos.epoch + 1}/{cfg.epochs}", total=run.steps_per_epoch,
+                             completed=pos.start_batch, stats="")
+    st = _EpochStats(0, 0, 0.0, time.perf_counter())
+    batches = run.data.batches("train", cfg.batch_size, train=True, generator=run.gen, rank=run.rank,
+                               world=run.world, start=pos.start_batch)
+    for b, (x, y) in enumerate(batches, start=pos.start_batch):
+        at.batch = b
+        if b >= run.steps_per_epoch:
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(pos.step, run.total, run.warmup, cfg.lr, cfg.min_lr_ratio)
+        logits = run.net(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if hooks.extra_loss is not None:
+            loss = loss + hooks.extra_loss(x, logits, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {pos.epoch + 1}, step {pos.step}: "
+                                     "lower --lr or raise clipping")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        opt.step()
+        if run.ema:
+            run.ema.update(model)
+        pos.step += 1
+        if hooks.after_step is not None:
+            hooks.after_step(pos.step, run.total)
+        st.seen += len(y)
+        st.correct += int((logits.argmax(1) == y).sum())
+        st.loss_sum += loss.item() * len(y)
+        ips = st.seen * run.world / max(time.perf_counter() - st.started, 1e-9)
+        progress.update(task, advance=1, stats=f"loss {st.loss_sum / st.seen:.3f} acc {st.correct / st.seen:.3f} "
+                                               f"{ips:.0f} img/s")
+        if stop["flag"]:
+            raise KeyboardInterrupt
+    progress.remove_task(task)
+    return st
+
+
+def _end_epoch(run: _Run, progress: Any, st: _EpochStats) -> None:
+    """Validate, record the epoch and move to the next; rank 0 prints it and writes ``metrics.jsonl``, ``last.pt``
+    and, on a new best validation accuracy, ``best.pt``."""
+    pos, cfg, out = run.pos, run.cfg, run.out
+    val = evaluate(ema_model(run.model, run.ema) if run.ema else run.model, run.data, "val")
+    rec = {"epoch": pos.epoch + 1, "train_loss": st.loss_sum / max(st.seen, 1),
+           "train_acc": st.correct / max(st.seen, 1), "val_loss": val["loss"], "val_acc": val["accuracy"],
+           "lr": run.opt.param_groups[0]["lr"], "seconds": time.perf_counter() - st.started,
+           "images_per_s": st.seen * run.world / max(time.perf_counter() - st.started, 1e-9)}
+    pos.history.append(rec)
+    pos.epoch += 1
+    pos.start_batch = 0
+    if run.rank == 0:
+        if progress.console.is_terminal or cfg.progress:
+            progress.console.print(
+                f"epoch {rec['epoch']}: loss {rec['train_loss']:.4f} train {rec['train_acc']:.4f} "
+                f"val {rec['val_acc']:.4f} ({rec['images_per_s']:.0f} img/s)", highlight=False)
+        if out:
+            # rewritten from the history each epoch, so a run killed and resumed never repeats a line
+            tmp = out / ".metrics.jsonl.tmp"
+            tmp.write_text("".join(json.dumps(h) + "\n" for h in pos.history))
+            os.replace(tmp, out / "metrics.jsonl")
+            save_checkpoint(out / "last.pt", _state(run, 0, run.gen.get_state()))
+            if val["accuracy"] > pos.best:
+                pos.best = val["accuracy"]
+                save_checkpoint(out / "best.pt", _state(run, 0, run.gen.get_state()))
+    pos.best = max(pos.best, val["accuracy"])
+
+
+def _finish(run: _Run, interrupted: bool, train_seconds: float) -> TrainResult:
+    """Agree on the buffers across processes, take the EMA weights and test once (unless interrupted)."""
+    model = run.model
     if _is_dist():  # running statistics (BatchNorm) drift per rank after the last step: take rank 0's everywhere
         for buf in model.buffers():
             dist.broadcast(buf, 0)
-    if ema and not interrupted:
-        model.load_state_dict(ema.shadow)
+    if run.ema and not interrupted:
+        model.load_state_dict(run.ema.shadow)
     test_acc = None
+    history = run.pos.history
     final_val = history[-1]["val_acc"] if history else 0.0
     if not interrupted:
-        test_acc = evaluate(model, data, "test")["accuracy"]
-    return TrainResult(model, best, final_val, test_acc, history, train_seconds, out, interrupted)
+        test_acc = evaluate(model, run.data, "test")["accuracy"]
+    return TrainResult(model, run.pos.best, final_val, test_acc, history, train_seconds, run.out, interrupted)
 
 
 def _check_fits(model: nn.Module, data: DataBundle) -> None:

@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_simulate_topology_with_cfg(tmp_path, scalesim_files):
     topo, cfgs = scalesim_files
     out = tmp_path / "r.json"
-    r = runner.invoke(app, ["simulate", str(topo), "--arch", str(cfgs["os"]), "--json", str(out), "--csv",
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", str(cfgs["os"]), "--json", str(out), "--csv",
                             str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")])
     assert r.exit_code == 0, r.output
     assert "101" in r.output and "inferences/s" in r.output
@@ -27,7 +27,7 @@ def test_simulate_topology_with_cfg(tmp_path, scalesim_files):
 
 def test_simulate_options(scalesim_files):
     topo, _ = scalesim_files
-    r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--chips", "2", "--sparsity", "2:4",
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "edge-npu", "--chips", "2", "--sparsity", "2:4",
                             "--batch", "2", "--dataflow", "is"])
     assert r.exit_code == 0, r.output
     assert "2 chips" in r.output and "2:4" in r.output
@@ -35,24 +35,36 @@ def test_simulate_options(scalesim_files):
 
 def test_simulate_errors_exit_2_without_traceback(tmp_path, scalesim_files):
     topo, _ = scalesim_files
-    r = runner.invoke(app, ["simulate", str(topo), "--arch", "no-such-arch"])
-    assert r.exit_code == 2 and "unknown architecture" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "no-such-arch"])
+    assert r.exit_code == 2 and "unknown" in r.output and "Traceback" not in r.output
     bad = tmp_path / "bad.csv"
     bad.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
                    "Strides,\nx, 8, 8, 3,\n")
-    r = runner.invoke(app, ["simulate", str(bad), "--arch", "edge-npu"])
+    r = runner.invoke(app, ["simulate", str(bad), "--hw", "edge-npu"])
     assert r.exit_code == 2 and "row 2" in r.output
-    r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--sparsity", "0.5"])
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "edge-npu", "--sparsity", "0.5"])
     assert r.exit_code == 2 and "sparsity" in r.output
 
 
 def test_simulate_fuse(tmp_path, scalesim_files):
     out = tmp_path / "f.json"
-    r = runner.invoke(app, ["simulate", "mobilenetv2_s28", "--arch", "edge-npu", "--fuse", "--json", str(out)])
+    r = runner.invoke(app, ["simulate", "mobilenetv2_s28", "--hw", "edge-npu", "--json", str(out)])
     assert r.exit_code == 0, r.output
     layers = json.loads(out.read_text())["layers"]
     assert layers[0]["name"] == "stem.0:conv" and layers[0]["detail"]["fused"][-1].endswith("hardtanh")
     assert not any(x["kind"] == "eltwise" and "body.0.2" in x["name"] for x in layers)  # ReLU6 rides on its conv
     topo, _ = scalesim_files
-    r = runner.invoke(app, ["simulate", str(topo), "--arch", "edge-npu", "--fuse"])
-    assert r.exit_code == 0 and "no layer was fused" in r.output
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "edge-npu"])
+    assert r.exit_code == 0 and "no layer was fused" not in r.output  # a topology is taken as given
+    r = runner.invoke(app, ["simulate", "mobilenetv2_s28", "--hw", "edge-npu", "--unfused", "--json", str(out)])
+    assert r.exit_code == 0 and any(x["kind"] == "eltwise" for x in json.loads(out.read_text())["layers"])
+
+
+def test_simulate_old_options_still_work_and_say_so(scalesim_files):
+    topo, _ = scalesim_files
+    r = runner.invoke(app, ["simulate", "quadranet_s28", "--arch", "eyeriss-like", "--bits", "16", "--fuse"])
+    assert r.exit_code == 0, r.output
+    for said in ("--arch is now --hw", "eyeriss-like is now eyeriss-v1", "--precision", "--fuse is the default"):
+        assert said in " ".join(r.output.split()), said
+    new = runner.invoke(app, ["simulate", "quadranet_s28", "--hw", "eyeriss-v1", "--precision", "int16"])
+    assert new.exit_code == 0 and new.output.splitlines()[-4:] == r.output.splitlines()[-4:]

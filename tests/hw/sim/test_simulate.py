@@ -8,6 +8,8 @@ import random
 
 import pytest
 
+import chipfit
+from chipfit.cost import Precision
 from chipfit.hw.sim import LayerFitsNoBufferError, SimLayer, load_arch, simulate
 from chipfit.hw.sim.multichip import balanced_cuts
 
@@ -54,7 +56,7 @@ def test_more_bandwidth_is_never_slower():
 
 
 def test_higher_sparsity_never_more_macs_or_cycles():
-    for arch, levels in (("eyeriss-like", [None, 0.25, 0.5, 0.75, 0.9]), ("edge-npu", [None, "3:4", "2:4", "1:4"])):
+    for arch, levels in (("eyeriss-v1", [None, 0.25, 0.5, 0.75, 0.9]), ("edge-npu", [None, "3:4", "2:4", "1:4"])):
         prev = None
         for sp in levels:
             res = simulate(NET, arch, sparsity=sp)
@@ -70,7 +72,7 @@ def test_depthwise_never_costs_more_cycles_than_dense():
     for _ in range(12):
         h, c, r, s = rng.randint(5, 40), rng.choice([3, 8, 16, 32, 64, 96, 200]), rng.choice([3, 5]), rng.choice([1, 2])
         dw, dense = _conv("dw", h, c, c, r=r, stride=s, groups=c), _conv("d", h, c, c, r=r, stride=s)
-        for arch in ("edge-npu", "tpu-v1-like", "eyeriss-like"):
+        for arch in ("edge-npu", "tpu-v1", "eyeriss-v1"):
             for df in ("ws", "os", "is"):
                 a = simulate([dw], arch, dataflow=df).layers[0]
                 b = simulate([dense], arch, dataflow=df).layers[0]
@@ -106,12 +108,12 @@ def test_batch_and_bits():
     one, four = simulate(NET, "edge-npu"), simulate(NET, "edge-npu", batch=4)
     assert four.total["macs"] == 4 * one.total["macs"]
     assert four.total["cycles"] < 4 * one.total["cycles"]  # weights loaded once for four images
-    assert simulate(NET, "edge-npu", bits=16).total["compute_cycles"] > one.total["compute_cycles"]
+    assert simulate(NET, "edge-npu", precision="int16").total["compute_cycles"] > one.total["compute_cycles"]
 
 
 @pytest.mark.parametrize("wbits", [1, 4])
 def test_narrow_weights_shrink_weight_bytes_only(wbits):
-    full, narrow = simulate(NET, "edge-npu"), simulate(NET, "edge-npu", weight_bits=wbits)
+    full, narrow = simulate(NET, "edge-npu"), simulate(NET, "edge-npu", precision=f"w{wbits}a8")
     assert narrow.total["compute_cycles"] == full.total["compute_cycles"]  # an 8-bit array multiplies at 8 bits
     for a, b in zip(full.layers, narrow.layers, strict=True):
         filt = a.detail.get("filter_dram_reads", 0)
@@ -120,25 +122,26 @@ def test_narrow_weights_shrink_weight_bytes_only(wbits):
     assert narrow.total["energy_j"] < full.total["energy_j"]
     assert narrow.to_dict()["weight_bits"] == wbits
     with pytest.raises(ValueError, match="weight_bits must be one of"):
-        simulate(NET, "edge-npu", weight_bits=3)
+        simulate(NET, "edge-npu", precision="w3a8")
 
 
 def test_layer_weight_bits_override_single_layers():
     """A binary network whose first conv and classifier keep 8-bit weights: only their weight bytes change."""
-    binary = simulate("quadranet_s28", "edge-npu", weight_bits=1)
-    mixed = simulate("quadranet_s28", "edge-npu", weight_bits=1, layer_weight_bits={"stem.0": 8, "head.fc": 8})
+    binary = chipfit.simulate("quadranet_s28", "edge-npu", precision="w1a8")
+    mixed = chipfit.simulate("quadranet_s28", "edge-npu",
+                             precision=Precision("w1a8", 1, 8, "int8", {"stem.0": 8, "head.fc": 8}))
     changed = {a.name: b.dram_read_bytes - a.dram_read_bytes for a, b in zip(binary.layers, mixed.layers,
                                                                                 strict=True)
                if a.dram_read_bytes != b.dram_read_bytes}
     assert set(changed) == {"stem.0:conv", "head.fc:linear"}
     assert changed["stem.0:conv"] == pytest.approx(24 * 1 * 2 * 2 * 7 / 8)  # 96 weights, 7 more bits each
     assert changed["head.fc:linear"] == pytest.approx(192 * 10 * 7 / 8)
-    with pytest.raises(ValueError, match="weight_bits must be one of"):
-        simulate("quadranet_s28", "edge-npu", layer_weight_bits={"stem.0": 3})
+    with pytest.raises(ValueError, match="weight_bits of stem.0 must be one of"):
+        chipfit.simulate("quadranet_s28", "edge-npu", precision=Precision("w1a8", 1, 8, "int8", {"stem.0": 3}))
 
 
 def test_layer_that_fits_no_buffer_is_named():
-    arch = dataclasses.replace(load_arch("tpu-v1-like"), filter_sram_bytes=16 * 1024)
+    arch = dataclasses.replace(load_arch("tpu-v1"), filter_sram_bytes=16 * 1024)
     with pytest.raises(LayerFitsNoBufferError, match=r"layer 'big' fits no buffer: one ws fold keeps 256 x 256 "
                                                       r"words .* filter SRAM"):
         simulate([SimLayer("big", "gemm", m=64, k=512, n=512)], arch)
@@ -150,7 +153,11 @@ def test_layer_that_fits_no_buffer_is_named():
 def test_bad_options():
     with pytest.raises(ValueError, match="does not exploit unstructured sparsity"):
         simulate(NET, "edge-npu", sparsity=0.5)
-    with pytest.raises(ValueError, match="bits must be one of"):
+    with pytest.raises(ValueError, match="bits must be one of"), pytest.warns(DeprecationWarning):
         simulate(NET, "edge-npu", bits=6)
+    with pytest.raises(ValueError, match="activations of 4, 8, 16, 32 bits, not 1 .for binary weights use w1a8"):
+        simulate(NET, "edge-npu", precision="binary")
+    with pytest.raises(ValueError, match="give the target"):
+        simulate(NET)
     with pytest.raises(ValueError, match="dataflow must be"):
         simulate(NET, "edge-npu", dataflow="rs")

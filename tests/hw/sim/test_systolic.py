@@ -6,10 +6,14 @@ CALC mode (run once by hand; the bench runs it on hundreds of layers).
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from chipfit.hw.sim.layers import SimLayer, read_topology
+from chipfit.hw.sim import systolic
 from chipfit.hw.sim.systolic import Sparsity, block_diagonal_tiles, map_layer
+from chipfit.hw.sim.topology import read_topology
+from chipfit.hw.sim.workload import SimLayer
 
 
 def test_layer_a_every_dataflow_by_hand(scalesim_files):
@@ -50,6 +54,29 @@ def test_block_diagonal_tiles_pack_small_groups():
     assert block_diagonal_tiles(1, 10, 10, 4, 4) == 3 * 3
     assert block_diagonal_tiles(8, 3, 1, 4, 4) == 6
     assert block_diagonal_tiles(2, 4, 4, 4, 4) == 2  # two blocks on the diagonal, two empty tiles skipped
+
+
+def test_block_diagonal_tiles_by_period_match_the_count_tile_by_tile(monkeypatch):
+    # beyond MAX_TILES_COUNTED row tiles the count comes from one period of the pattern: the same number
+    rng = random.Random(0)
+    cases = [(rng.randint(2, 300), rng.choice((rng.randint(1, 20), rng.randint(1, 300))), rng.randint(1, 50),
+              rng.choice((1, 3, 4, 8, 12, 32, 128)), rng.choice((1, 3, 5, 8, 16, 128))) for _ in range(3000)]
+    want = [block_diagonal_tiles(*c) for c in cases]
+    monkeypatch.setattr(systolic, "MAX_TILES_COUNTED", 0)
+    assert [block_diagonal_tiles(*c) for c in cases] == want
+
+
+def test_huge_grouped_layers_map_without_a_tile_per_row():
+    # 64 depthwise 3x3 filters over a 1e6 x 1e6 map, os: 64 blocks of m ~ 1e12 output pixels x 1 column (2e12 row
+    # tiles, too many to list). m = 4 (mod 32): tiles cross block boundaries, but not the one between blocks 31 and
+    # 32 (at 32 m), so each row tile touches one column tile: 64 m / 32 tiles
+    m = (10**6 - 2) ** 2
+    assert block_diagonal_tiles(64, m, 1, 32, 32) == 2 * m
+    dw = SimLayer("dw", "dwconv", in_h=10**6, in_w=10**6, in_c=64, out_h=10**6 - 2, out_w=10**6 - 2, filt_h=3,
+                  filt_w=3, num_filters=64, groups=64)
+    mp = map_layer(dw, "os", 32, 32)  # the dense mapping is cheaper: ceil(m / 32) x 2 folds
+    assert not mp.packed and mp.folds == -(-m // 32) * 2
+    assert block_diagonal_tiles(10**9, 9, 1, 32, 32) == 281_250_000  # 9e9 rows / 32, one column tile each
 
 
 def test_batch_streams_more_rows():

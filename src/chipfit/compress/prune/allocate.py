@@ -8,9 +8,9 @@ ranking as the uniform cut) and the network's outputs on calibration images are 
 buys the most MACs for the least added distortion, until the network's MACs fall to what the uniform cut of the same
 groups would leave. So both allocations reach the same compute; the sensitivity one spends it where the output cares.
 
-MACs of a cut are computed from the widths, not re-profiled: every conv and linear layer's multiply-adds scale with
-the kept fraction of its input channels times that of its output channels (a depthwise conv with the kept fraction of
-its channels), which is exact for those layers.
+MACs of a cut are computed from the widths, not re-profiled: every conv and linear layer's multiply-adds (counted once,
+on the intact network, by the cost engine) scale with the kept fraction of its input channels times that of its output
+channels (a depthwise conv with the kept fraction of its channels), which is exact for those layers.
 """
 
 from __future__ import annotations
@@ -23,32 +23,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from chipfit.compress.prune import layers as L
+from chipfit.compress.prune.channels import channel_scores, dropped_positions, recalibrate_bn, remove_channels
 from chipfit.compress.prune.depgraph import ChannelGroup
-from chipfit.compress.prune.structured import _remove, _scores, dropped_positions, recalibrate_bn
 from chipfit.layers import QuadraConv2d, QuadraLinear
 
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _WEIGHTED = (nn.Conv2d, nn.Linear, QuadraConv2d, QuadraLinear)
 
 
-@torch.no_grad()
 def layer_macs(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    """Multiply-adds of each conv and linear layer (plain and quadratic) for one input."""
-    macs: dict[str, int] = {}
-    handles = []
-    for name, m in model.named_modules():
-        if isinstance(m, _WEIGHTED):
-            def hook(mod, _inp, out, name=name):
-                weights = sum(p.numel() for n, p in mod.named_parameters(recurse=False) if n.startswith("weight"))
-                channels = out.shape[1] if isinstance(mod, (nn.Conv2d, QuadraConv2d)) else out.shape[-1]
-                macs[name] = macs.get(name, 0) + out[0].numel() // channels * weights
-            handles.append(m.register_forward_hook(hook))
-    try:
-        model.eval()(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return macs
+    """Multiply-adds of each conv and linear layer (plain and quadratic) for one input, by module name, as the cost
+    engine counts them (unfused: each layer's own MACs)."""
+    from chipfit.cost import count
+
+    weighted = {name for name, m in model.named_modules() if isinstance(m, _WEIGHTED)}
+    prof = count(model.eval(), (1, *x.shape[1:]))
+    costs = prof.by_module(fused=False)
+    run_order = dict.fromkeys(layer.module for layer in prof.layers_unfused)
+    return {name: int(costs[name].macs) for name in run_order if name in weighted}
 
 
 class MacModel:
@@ -97,7 +89,7 @@ def sensitivity_keep(model: nn.Module, found: list[ChannelGroup], cut: list[Chan
         raise ValueError("sensitivity allocation measures the network's outputs: it needs calibration images")
     model.eval()
     whole = {g.name: list(range(len(g))) for g in found}
-    order = {g.name: _scores(model, g).argsort(descending=True) for g in cut}
+    order = {g.name: channel_scores(model, g).argsort(descending=True) for g in cut}
     intact = copy.deepcopy(model)
     recalibrate_bn(intact, batches)  # the reference gets the same re-estimated statistics as every cut
     ref = [F.log_softmax(intact.eval()(b), dim=1) for b in batches]
@@ -105,7 +97,7 @@ def sensitivity_keep(model: nn.Module, found: list[ChannelGroup], cut: list[Chan
 
     def distortion(keep: dict[str, list[int]]) -> float:
         m = copy.deepcopy(model)
-        _remove(m, found, keep)
+        remove_channels(m, found, keep)
         recalibrate_bn(m, batches)  # as compress() does after the cut: stale statistics would dominate the measure
         m.eval()
         return float(sum(F.kl_div(F.log_softmax(m(b), dim=1), r, log_target=True, reduction="sum")

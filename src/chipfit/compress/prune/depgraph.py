@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from chipfit.compress.prune.layers import LEAVES, slices
-from chipfit.models.blocks import channel_shuffle
+from chipfit.layers import channel_shuffle
 
 Use = tuple[str, str, int]  # (layer name, role, channel position in that layer)
 

@@ -6,23 +6,22 @@ the layers that open and close the stage), each block's hidden MLP width (a quad
 MobileNetV2's expansions with their depthwise convs, ShuffleNetV2's branch widths, head widths. How each layer is cut
 comes from the per-layer table in :mod:`chipfit.compress.prune.layers`.
 
-Importance of a channel: the squared L2 norm of its weights in every layer it touches, each layer's norms divided by
-their mean so that no layer dominates, averaged over the layers. ``amount`` removes that fraction of every group's
-channels (lowest importance first, at least one kept); with ``groups="hidden"`` only of the groups that one layer
-writes (hidden widths, expansions, heads), leaving the residual streams, which every block of a stage reads and adds
-into, at full width.
+Importance of a channel: :func:`~chipfit.compress.prune.channels.channel_scores` (the normalised squared L2 norms
+of its weights in every layer it touches). ``amount`` removes that fraction of every group's channels (lowest
+importance first, at least one kept); with ``groups="hidden"`` only of the groups that one layer writes (hidden
+widths, expansions, heads), leaving the residual streams, which every block of a stage reads and adds into, at full
+width.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from chipfit.compress.prune import layers as L
-from chipfit.compress.prune.depgraph import ChannelGroup, channel_groups
+from chipfit.compress.prune.channels import channel_scores, remove_channels
+from chipfit.compress.prune.depgraph import channel_groups
 
 PLAN_VERSION = 2
 
@@ -35,45 +34,6 @@ def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tens
         raise ValueError(f"{type(model).__name__}: channel pruning traces the network on an input; pass "
                          "example_input (a tensor of the input's shape)")
     return torch.zeros(1, cfg.in_chans, cfg.input_size, cfg.input_size)
-
-
-@torch.no_grad()
-def _scores(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
-    cache: dict[tuple[str, str], torch.Tensor | None] = {}
-    scores = []
-    for uses in group.classes:
-        vals = []
-        for layer, role, pos in uses:
-            if (layer, role) not in cache:
-                imp = L.importance(model.get_submodule(layer), role)
-                cache[layer, role] = None if imp is None else imp / imp.mean().clamp_min(1e-12)
-            if cache[layer, role] is not None:
-                vals.append(cache[layer, role][pos])
-        scores.append(torch.stack(vals).mean() if vals else torch.tensor(0.0))
-    return torch.stack(scores)
-
-
-def dropped_positions(group: ChannelGroup, kept: list[int]) -> dict[tuple[str, str], set[int]]:
-    """The channel positions each (layer, role) loses when ``group`` keeps only the classes ``kept``."""
-    dropped: dict[tuple[str, str], set[int]] = defaultdict(set)
-    kept_set = set(kept)
-    for i, uses in enumerate(group.classes):
-        if i not in kept_set:
-            for layer, role, pos in uses:
-                dropped[layer, role].add(pos)
-    return dropped
-
-
-def _remove(model: nn.Module, groups: list[ChannelGroup], keep: dict[str, list[int]]) -> None:
-    """Cut every layer to the kept classes of every group."""
-    dropped: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for g in groups:
-        for key, pos in dropped_positions(g, keep[g.name]).items():
-            dropped[key] |= pos
-    for (layer, role), gone in dropped.items():
-        module = model.get_submodule(layer)
-        idx = torch.tensor([i for i in range(L.width(module, role)) if i not in gone], dtype=torch.long)
-        L.shrink(module, role, idx)
 
 
 GROUPS = ("all", "hidden")
@@ -125,8 +85,8 @@ def prune_channels(model: nn.Module, amount: float, example_input: torch.Tensor 
         keep = {g.name: list(range(len(g))) for g in found}
         for g in cut:
             k = max(1, int(round(len(g) * (1 - amount))))
-            keep[g.name] = sorted(_scores(model, g).argsort(descending=True)[:k].tolist())
-    _remove(model, found, keep)
+            keep[g.name] = sorted(channel_scores(model, g).argsort(descending=True)[:k].tolist())
+    remove_channels(model, found, keep)
     with torch.no_grad():
         after = model(x).shape
     model.train(was)
@@ -146,31 +106,10 @@ def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
     if missing or names - set(plan["keep"]):
         raise ValueError(f"pruning plan does not fit this network (groups {', '.join(missing) or 'missing'} differ); "
                          "was it made for another architecture?")
-    _remove(model, groups, plan["keep"])
+    remove_channels(model, groups, plan["keep"])
     return model
 
 
 def group_widths(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, int]:
     """Channels per prunable group, by name (what :func:`prune_channels` sees)."""
     return {g.name: len(g) for g in channel_groups(model, _example(model, example_input))}
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: list[torch.Tensor]) -> bool:
-    """Re-estimate every BatchNorm's running statistics on ``batches`` (after channel pruning, a BN after a thinned
-    layer still holds the statistics of the wide one). Returns whether the network has BatchNorm."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not bns:
-        return False
-    was = model.training
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches
-    model.train()
-    for x in batches:
-        model(x)
-    for m, mom in zip(bns, saved, strict=True):
-        m.momentum = mom
-    model.train(was)
-    return True

@@ -1,7 +1,6 @@
-"""Quantization: tensor-level functions (``fake``), fake-quantized layers (``modules``), the transforms
-(``transform``: quantize, calibrate) and QDQ ONNX export (``export``)."""
+"""Quantization: tensor-level functions (``fake``), fake-quantized layers (``modules``) and the transforms
+(``transform``: quantize, calibrate). Their QDQ ONNX export lives in :mod:`chipfit.deploy.qdq`."""
 
-from chipfit.compress.quant.export import export_qdq, ort_quantize_static, verify_qdq
 from chipfit.compress.quant.transform import calibrate, quant_bits, quantize
 
-__all__ = ["calibrate", "export_qdq", "ort_quantize_static", "quant_bits", "quantize", "verify_qdq"]
+__all__ = ["calibrate", "quant_bits", "quantize"]

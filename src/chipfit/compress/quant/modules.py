@@ -69,7 +69,10 @@ class ActQuant(nn.Module):
         return f"bits={self.bits}, method={self.method}, scale={float(self.scale):.4g}, zp={int(self.zero_point)}"
 
 
-class _QBase(nn.Module):
+class QuantLayer(nn.Module):
+    """Base of the fake-quantized conv/linear/quadratic wrappers: the float ``layer``, its config, the input's
+    quantizer ``act``, and ``qw`` (the weights as the layer computes with them)."""
+
     def __init__(self, layer: nn.Module, cfg: QuantConfig):
         super().__init__()
         self.layer, self.cfg = layer, cfg
@@ -82,18 +85,18 @@ class _QBase(nn.Module):
         return self.cfg.weight_bits, self.cfg.act_bits
 
 
-class QConv2d(_QBase):
+class QConv2d(QuantLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.layer
         return c._conv_forward(self.act(x), self.qw(c.weight), c.bias)
 
 
-class QLinear(_QBase):
+class QLinear(QuantLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.act(x), self.qw(self.layer.weight), self.layer.bias)
 
 
-class QQuadratic(_QBase):
+class QQuadratic(QuantLayer):
     """A quantized QuadraConv2d or QuadraLinear: three quantized branches, optionally quantized branch outputs and
     product (see the module docstring)."""
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from chipfit.compress.config import QuantConfig
-from chipfit.compress.quant.modules import WRAPPERS, ActQuant, Fp16, _QBase
+from chipfit.compress.quant.modules import WRAPPERS, ActQuant, Fp16, QuantLayer
 from chipfit.layers import is_depthwise
 
 
@@ -21,11 +21,11 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
         raise ValueError("quantize() takes a network holding layers, not a single layer: wrap it in nn.Sequential")
     sites = []
     for parent in list(model.modules()):
-        if isinstance(parent, (_QBase, Fp16)):
+        if isinstance(parent, (QuantLayer, Fp16)):
             continue
         for name, child in list(parent.named_children()):
             wrapper = next((w for base, w in WRAPPERS.items() if isinstance(child, base)), None)
-            if wrapper is not None and not isinstance(child, (_QBase, Fp16)):
+            if wrapper is not None and not isinstance(child, (QuantLayer, Fp16)):
                 sites.append((parent, name, child, wrapper))
     if not sites:
         raise ValueError("nothing to quantize: the network has no Conv2d, Linear or quadratic layers")
@@ -64,7 +64,7 @@ def quant_bits(model: nn.Module) -> dict[str, tuple[int, int | None]]:
     """Module name -> (weight bits, activation bits) of every quantized layer (16, 16 for fp16)."""
     out: dict[str, tuple[int, int | None]] = {}
     for name, m in model.named_modules():
-        if isinstance(m, _QBase):
+        if isinstance(m, QuantLayer):
             out[name] = m.weight_bits()
         elif isinstance(m, Fp16):
             out[name] = (16, 16)

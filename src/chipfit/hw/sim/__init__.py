@@ -6,10 +6,12 @@ grouped and depthwise convolutions, batch, a vector unit, the quadratic convolut
 weight sparsity, DRAM-bandwidth stalls and multi-chip pipelines.
 """
 
-from chipfit.hw.sim.arch import Arch, list_archs, load_arch
-from chipfit.hw.sim.layers import SimLayer, layers_from_profile, read_topology
-from chipfit.hw.sim.memory import LayerFitsNoBufferError
-from chipfit.hw.sim.simulate import LayerResult, SimResult, simulate
+from chipfit.hw.sim.arch import Arch, deprecated_name, list_archs, load_arch
+from chipfit.hw.sim.memory import LayerFitsNoBufferError, LayerTooLargeError
+from chipfit.hw.sim.simulate import LayerResult, SimResult, precision_from_bits, sim_precision, simulate
+from chipfit.hw.sim.topology import read_topology
+from chipfit.hw.sim.workload import SimLayer, layers_from_profile
 
-__all__ = ["Arch", "LayerFitsNoBufferError", "LayerResult", "SimLayer", "SimResult", "layers_from_profile",
-           "list_archs", "load_arch", "read_topology", "simulate"]
+__all__ = ["Arch", "LayerFitsNoBufferError", "LayerResult", "LayerTooLargeError", "SimLayer", "SimResult",
+           "deprecated_name", "layers_from_profile", "list_archs", "load_arch", "precision_from_bits", "read_topology",
+           "sim_precision", "simulate"]

@@ -41,11 +41,12 @@ What SCALE-Sim does not do, done here:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from chipfit.hw.sim.layers import SimLayer
+from chipfit.hw.sim.workload import SimLayer
 
 
 @dataclass(frozen=True)
@@ -132,15 +133,66 @@ def operand_dims(dataflow: str, m: int, k: int, n: int) -> tuple[int, int, int]:
     return {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
 
 
+MAX_TILES_COUNTED = 1 << 22  # row tiles of a block-diagonal matrix counted one by one; more: by their period
+
+
 def block_diagonal_tiles(groups: int, a: int, b: int, rows: int, cols: int) -> int:
     """Ra x Ca tiles of a block-diagonal matrix of ``groups`` blocks of a x b that contain part of a block."""
     if groups == 1:
         return math.ceil(a / rows) * math.ceil(b / cols)
-    tiles = np.arange(math.ceil(groups * a / rows), dtype=np.int64)
+    n = math.ceil(groups * a / rows)
+    if n > MAX_TILES_COUNTED:
+        return _tiles_by_period(groups, a, b, rows, cols)
+    tiles = np.arange(n, dtype=np.int64)
     first = tiles * rows
     last = np.minimum(first + rows, groups * a) - 1
     g_lo, g_hi = first // a, last // a
     return int(np.sum(((g_hi + 1) * b - 1) // cols - (g_lo * b) // cols + 1))
+
+
+def _tiles_by_period(groups: int, a: int, b: int, rows: int, cols: int) -> int:
+    """:func:`block_diagonal_tiles` for many row tiles, from one period of the pattern (at most Ra x Ca tiles or
+    groups), so the cost does not grow with the matrix."""
+    n = math.ceil(groups * a / rows)
+    if a < rows:
+        # A row tile holds parts of several groups. After t1 tiles the tile edges fall on the same place in a block
+        # again (l1 groups further on); after a whole number of those the column tiles do too.
+        t1 = a // math.gcd(a, rows)
+        l1 = t1 * rows // a
+        period = t1 * (cols // math.gcd(cols, l1 * b))
+
+        def full_tiles(t: np.ndarray) -> int:  # column tiles of row tiles t (none of them the last)
+            g_lo, g_hi = t * rows // a, ((t + 1) * rows - 1) // a
+            return int(np.sum(((g_hi + 1) * b - 1) // cols - (g_lo * b) // cols + 1))
+
+        q, rem = divmod(n - 1, period)
+        big = (period + 1) * rows * (b + 1)
+        last_lo = (n - 1) * rows // a  # the last row tile ends with the last group
+        return (q * _chunked(full_tiles, period, big) + _chunked(full_tiles, rem, big)
+                + (groups * b - 1) // cols - last_lo * b // cols + 1)
+    # A group spans whole row tiles, and a row tile crosses at most one boundary between groups: count per group
+    # the tiles inside it and the one it shares with the next, a pattern that repeats every `period` groups.
+    period = math.lcm(rows // math.gcd(a, rows), cols // math.gcd(b, cols))
+
+    def per_group(g: np.ndarray) -> int:  # tiles of groups g (none of them the last)
+        inside = (g + 1) * a // rows - (-(-g * a // rows))
+        crossing = ((g + 1) * a % rows != 0).astype(np.int64)
+        own = ((g + 1) * b - 1) // cols - g * b // cols + 1
+        shared = ((g + 2) * b - 1) // cols - g * b // cols + 1
+        return int(np.sum(inside * own + crossing * shared))
+
+    q, rem = divmod(groups - 1, period)
+    big = (period + 2) * max(a, b) * (cols + 1)
+    g = groups - 1
+    last = (n - (-(-g * a // rows))) * ((groups * b - 1) // cols - g * b // cols + 1)
+    return q * _chunked(per_group, period, big) + _chunked(per_group, rem, big) + last
+
+
+def _chunked(f: Callable[[np.ndarray], int], count: int, big: int, chunk: int = 1 << 20) -> int:
+    """sum(f(i) for i in range(count)), ``f`` taking an array of indices, in arrays of at most ``chunk``; ``big``
+    bounds the products ``f`` forms (beyond int64 the arrays hold Python integers)."""
+    dtype = np.int64 if big < 1 << 62 else object
+    return sum(f(np.arange(i, min(count, i + chunk)).astype(dtype)) for i in range(0, count, chunk))
 
 
 def width_passes(bits: int, word_bits: int) -> int:

@@ -1,4 +1,5 @@
-"""Layers from a profile (one per graph node, quadratic convs merged) and from SCALE-Sim topology CSVs."""
+"""Simulator layers from a profile (one per graph node, quadratic convs merged, MACs from the cost records) and
+from SCALE-Sim topology CSVs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 import torch.nn as nn
 
 from chipfit.api import profile
-from chipfit.hw.sim.layers import layers_from_profile, read_topology
+from chipfit.hw.sim.topology import read_topology
+from chipfit.hw.sim.workload import layers_from_profile
 from chipfit.layers.quadratic import QuadraConv2d
 
 
@@ -29,8 +31,8 @@ def tiny_profile():
     return profile(Tiny().eval(), input_shape=(1, 3, 16, 16))
 
 
-def test_layers_from_profile(tiny_profile):
-    layers = layers_from_profile(tiny_profile)
+def test_layers_from_profile(tiny_profile, fused=False):
+    layers = layers_from_profile(tiny_profile, fused=False)
     kinds = [x.kind for x in layers]
     assert kinds.count("quadconv") == 1 and kinds.count("dwconv") == 1 and kinds.count("gemm") == 1
     conv = next(x for x in layers if x.kind == "conv")
@@ -88,8 +90,22 @@ def test_three_separate_convs_are_one_quadconv():
     from chipfit.hw.sim import simulate
 
     prof = profile(ThreeConvs().eval(), input_shape=(1, 4, 8, 8))
-    layers = layers_from_profile(prof)
+    layers = layers_from_profile(prof, fused=False)
     assert [x.kind for x in layers] == ["quadconv"]
     assert layers[0].macs == 3 * 8 * 8 * 6 * 9 * 4
-    res = simulate(prof, "edge-npu")  # the profile's graph, not captured again
+    res = simulate(prof, "edge-npu", fused=False)  # the profile's graph, not captured again
     assert res.total["macs"] == layers[0].macs and res.model == "ThreeConvs"
+
+
+@pytest.mark.parametrize("name", ["quadranet_s28", "mobilenetv2_s28", "shufflenetv2_s28", "swin_s28", "hornet_s28"])
+def test_macs_come_from_the_records_and_agree_with_the_mapping(name):
+    """Every array layer's MACs are the cost records' count; the GEMM the layer maps onto the array has the same."""
+    prof = profile(name)
+    for fused in (False, True):
+        layers = layers_from_profile(prof, fused=fused)
+        assert sum(x.macs for x in layers) == prof.total.macs
+        for x in layers:
+            if x.on_array:
+                assert x.record_macs is not None
+                g, m, k, n = x.gemm()
+                assert x.macs == g * m * k * n, x.name

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from chipfit.compress.quant import fake
-from chipfit.compress.quant.modules import ActQuant, _QBase
+from chipfit.compress.quant.modules import ActQuant, QuantLayer
 
 
 class _Exporting:
@@ -26,7 +26,7 @@ class _Exporting:
     file as constants) behind an int8 fake-quant that the exporter writes as QuantizeLinear/DequantizeLinear."""
 
     def __init__(self, model: nn.Module):
-        self.mods = [m for m in model.modules() if isinstance(m, _QBase)]
+        self.mods = [m for m in model.modules() if isinstance(m, QuantLayer)]
 
     def __enter__(self):
         for m in self.mods:
@@ -98,7 +98,7 @@ def verify_qdq(model: nn.Module, path: str | Path, x: torch.Tensor) -> dict[str,
         d = np.abs(got - ref)
         out[label] = {"max_abs_diff": float(d.max()), "median_abs_diff": float(np.median(d)),
                       "argmax_agreement": float((got.argmax(1) == ref.argmax(1)).mean())}
-    last = [m for m in model.modules() if isinstance(m, _QBase)][-1]
+    last = [m for m in model.modules() if isinstance(m, QuantLayer)][-1]
     w = getattr(last.layer, "weight", None)
     if w is None:
         w = last.layer.weight_c

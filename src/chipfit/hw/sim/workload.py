@@ -8,24 +8,22 @@ From a profile there is one layer per graph node (views skipped), except that th
 graph shows as three convolutions of one input plus a product and a sum (``conv_a(x) * conv_b(x) + conv_c(x)``), is
 recognised and reported as one ``quadconv`` layer. Attention is two batched GEMMs and a softmax.
 
-With ``fuse=True`` the layers are those a deployment compiler runs: the op chains of :mod:`chipfit.cost.fusion` (a
-conv or linear, then its BatchNorm, activations and element-wise ops such as a residual add or a layer-scale
-multiply) become the array layer alone, its followers applied by the vector unit to the output as it leaves the
-array: their operations stay (``fused_ops``) but their intermediate maps never travel to memory; only what they read
-from elsewhere (the residual's other operand, a scale) does (``fused_reads``). A BatchNorm right after its conv is
-folded into the weights and disappears.
+Fused (``fused=True``, the default) the layers are those a deployment compiler runs: the op chains of
+:mod:`chipfit.cost.fusion` (a conv or linear, then its BatchNorm, activations and element-wise ops such as a
+residual add or a layer-scale multiply) become the array layer alone, its followers applied by the vector unit to
+the output as it leaves the array: their operations stay (``fused_ops``) but their intermediate maps never travel to
+memory; only what they read from elsewhere (the residual's other operand, a scale) does (``fused_reads``). A
+BatchNorm right after its conv is folded into the weights and disappears.
 
-SCALE-Sim topology CSVs (conv: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
-Num Filter, Strides,`` with an optional N:M sparsity column; GEMM: ``Layer, M, N, K,``; a trailing comma on every row)
-keep SCALE-Sim's conventions: no padding (inputs come pre-padded), the output size ceil((H - R + s) / s), and a layer
-whose name contains ``DP`` is depthwise (here one grouped layer, not SCALE-Sim's one layer per channel).
+MACs come from the cost records (the op graph's nodes), not from the layer's dimensions: the dimensions map the layer
+onto the array, the records say how much arithmetic there is (for a topology CSV, which has no records, the
+dimensions give both).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,9 +52,12 @@ class SimLayer:
         vector_ops: arithmetic operations of a vector-unit layer.
         in_elems, out_elems: elements a vector-unit layer reads and writes.
         weight_elems: weight elements a vector-unit layer reads (norm scale/shift).
-        fused_ops, fused_reads, fused: an array layer's fused followers (``fuse=True``): their vector operations,
+        fused_ops, fused_reads, fused: an array layer's fused followers (``fused=True``): their vector operations,
             the elements they read from memory besides the layer's own output, and their names.
         sparsity: a per-layer N:M ratio from a topology CSV (``"2:4"``), else ``None``.
+        record_macs: the multiply-adds the cost records give for the layer at ``source_batch`` images (``None`` for
+            a topology CSV).
+        source_batch: the batch of the profile the layer came from.
         module_type: class of the module it came from.
         note: why a layer was mapped as it was (unsupported op, transposed conv, ...).
     """
@@ -89,6 +90,8 @@ class SimLayer:
     sparsity: str | None = None
     module_type: str = ""
     note: str = ""
+    record_macs: int | None = None
+    source_batch: int = 1
 
     @property
     def on_array(self) -> bool:
@@ -107,8 +110,11 @@ class SimLayer:
 
     @property
     def macs(self) -> int:
+        """Multiply-adds per run: the cost records' count when the layer came from a profile, else its GEMM's."""
         if not self.on_array:
             return 0
+        if self.record_macs is not None:
+            return self.record_macs * self.batch // max(self.source_batch, 1)
         g, m, k, n = self.gemm()
         return g * m * k * n
 
@@ -142,14 +148,15 @@ def _conv_layer(node: OpNode, kind: str = "conv", name: str | None = None) -> Si
         else:
             m, k, n = _numel(out[2:]) * out[0], w[1] * _numel(w[2:]), w[0] // groups
             note = f"{len(x) - 2}-d conv mapped as a GEMM"
-        return SimLayer(name, "gemm", groups=groups, m=m, k=k, n=n, module_type=node.module_type, note=note)
+        return SimLayer(name, "gemm", groups=groups, m=m, k=k, n=n, module_type=node.module_type, note=note,
+                        record_macs=node.macs)
     b, c, h, wd = x
     stride, pad, dil = tuple(a.get("stride", (1, 1))), tuple(a.get("padding", (0, 0))), tuple(a.get("dilation", (1, 1)))
     if kind == "conv" and groups > 1 and groups == c and w[1] == 1:
         kind = "dwconv"
     return SimLayer(name, kind, batch=b, in_h=h, in_w=wd, in_c=c, out_h=out[2], out_w=out[3], filt_h=w[2],
                     filt_w=w[3], num_filters=w[0], stride=stride, padding=pad, dilation=dil, groups=groups,
-                    module_type=node.module_type)
+                    module_type=node.module_type, record_macs=node.macs, source_batch=b)
 
 
 def _gemm_layers(node: OpNode) -> list[SimLayer]:
@@ -157,10 +164,13 @@ def _gemm_layers(node: OpNode) -> list[SimLayer]:
         q, k, v = (t.shape for t in node.inputs[:3])
         g = _numel(q[:-2])
         lq, e, lk, ev = q[-2], q[-1], k[-2], v[-1]
-        return [SimLayer(f"{node.name}.qk", "gemm", groups=g, m=lq, k=e, n=lk, module_type=node.module_type),
+        per = node.macs // (e + ev)  # the record counts both products: g x lq x lk x (e + ev)
+        return [SimLayer(f"{node.name}.qk", "gemm", groups=g, m=lq, k=e, n=lk, module_type=node.module_type,
+                         record_macs=per * e),
                 SimLayer(f"{node.name}.softmax", "eltwise", vector_ops=g * lq * lk * 5, in_elems=g * lq * lk,
                          out_elems=g * lq * lk, module_type=node.module_type),
-                SimLayer(f"{node.name}.pv", "gemm", groups=g, m=lq, k=lk, n=ev, module_type=node.module_type)]
+                SimLayer(f"{node.name}.pv", "gemm", groups=g, m=lq, k=lk, n=ev, module_type=node.module_type,
+                         record_macs=per * ev)]
     a = node.inputs[node.attrs.get("a", 0)].shape
     b = node.inputs[node.attrs.get("b", 1)].shape
     if len(a) == 1:
@@ -171,11 +181,13 @@ def _gemm_layers(node: OpNode) -> list[SimLayer]:
         b = (*b[:-2], b[-1], b[-2])
     m, k, n = a[-2], a[-1], b[-1]
     if len(b) == 2:  # a weight (or a plain matrix): the batch dimensions of a are extra rows
-        return [SimLayer(node.name, "gemm", m=_numel(a[:-1]), k=k, n=n, module_type=node.module_type)]
+        return [SimLayer(node.name, "gemm", m=_numel(a[:-1]), k=k, n=n, module_type=node.module_type,
+                         record_macs=node.macs)]
     nb = max(len(a), len(b)) - 2
     pa, pb = (1,) * (nb + 2 - len(a)) + tuple(a[:-2]), (1,) * (nb + 2 - len(b)) + tuple(b[:-2])
     g = math.prod(max(x, y) for x, y in zip(pa, pb, strict=True))
-    return [SimLayer(node.name, "gemm", groups=g, m=m, k=k, n=n, module_type=node.module_type)]
+    return [SimLayer(node.name, "gemm", groups=g, m=m, k=k, n=n, module_type=node.module_type,
+                     record_macs=node.macs)]
 
 
 _VECTOR_KIND = {"norm": "norm", "pool": "pool"}
@@ -230,9 +242,9 @@ def _quadconv_groups(nodes: list[OpNode], views: list[OpNode]) -> dict[int, tupl
     return found
 
 
-def layers_from_profile(prof: Profile, fuse: bool = False) -> list[SimLayer]:
+def layers_from_profile(prof: Profile, fused: bool = True) -> list[SimLayer]:
     """One :class:`SimLayer` per op of the profile's graph (views skipped), quadratic convolutions merged; with
-    ``fuse`` the followers of each conv/linear folded into it (see the module docstring)."""
+    ``fused`` the followers of each conv/linear folded into it (see the module docstring)."""
     nodes = [n for n in prof.graph.nodes if n.op_type != "view"]
     quad = _quadconv_groups(nodes, [n for n in prof.graph.nodes if n.op_type == "view"])
     skip = {i for members, _ in quad.values() for i in members}
@@ -241,6 +253,9 @@ def layers_from_profile(prof: Profile, fuse: bool = False) -> list[SimLayer]:
     for node in nodes:
         if node.idx in quad:
             layer = _conv_layer(node, "quadconv", name=f"{node.module or '<root>'}:quadconv")
+            members = quad[node.idx][0]
+            macs = sum(prof.graph.nodes[i].macs for i in members)  # the branch convs' (the product and sum: none)
+            layer = replace(layer, record_macs=macs)
             if quad[node.idx][1] == 3:  # one convolution holding the three branches
                 layer = replace(layer, num_filters=layer.num_filters // 3)
             out.append(layer)
@@ -253,7 +268,7 @@ def layers_from_profile(prof: Profile, fuse: bool = False) -> list[SimLayer]:
         else:
             out.append(_vector_layer(node))
         at[node.idx] = len(out) - 1
-    return _fuse(out, at, prof, skip) if fuse else out
+    return _fuse(out, at, prof, skip) if fused else out
 
 
 def _fuse(layers: list[SimLayer], at: dict[int, int], prof: Profile, skip: set[int]) -> list[SimLayer]:
@@ -282,85 +297,3 @@ def _fuse(layers: list[SimLayer], at: dict[int, int], prof: Profile, skip: set[i
             layers[head] = replace(h, fused_ops=h.fused_ops + ops, fused_reads=h.fused_reads + reads,
                                    fused=h.fused + tuple(names))
     return [x for i, x in enumerate(layers) if i not in gone]
-
-
-# --- from a SCALE-Sim topology CSV -------------------------------------------------------------------------------
-
-CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
-                "Num Filter", "Strides")
-GEMM_COLUMNS = ("Layer", "M", "N", "K")
-
-
-def scalesim_out(size: int, filt: int, stride: int) -> int:
-    """SCALE-Sim's output size: ceil((H - R + s) / s), one more than a framework's when (H - R) % s != 0."""
-    return -(-(size - filt + stride) // stride)
-
-
-def read_topology(path: str | Path) -> list[SimLayer]:
-    """Layers of a SCALE-Sim topology CSV (conv or GEMM format, told apart by the header).
-
-    Raises:
-        ValueError: naming the file, the row and the column, for missing columns, non-numbers, a filter larger than
-            its input, or an empty file.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read the topology: {e}") from None
-    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines()) if ln.strip()]
-    if not lines:
-        raise ValueError(f"{path}: the topology is empty; the first row must be the header "
-                         f"({', '.join(CONV_COLUMNS)},)")
-    header = [h.strip().lower() for h in lines[0][1].split(",") if h.strip()]
-    gemm = len(header) >= 4 and header[1:4] == ["m", "n", "k"]
-    columns = GEMM_COLUMNS if gemm else CONV_COLUMNS
-    if not gemm and (len(header) < len(CONV_COLUMNS) or not header[1].startswith("ifmap")):
-        raise ValueError(f"{path}: row {lines[0][0]}: the header must be '{', '.join(CONV_COLUMNS)},' (conv) or "
-                         f"'{', '.join(GEMM_COLUMNS)},' (GEMM)")
-    out = []
-    for lineno, line in lines[1:]:
-        cells = [c.strip() for c in line.split(",")]
-        if cells and cells[-1] == "":
-            cells = cells[:-1]  # SCALE-Sim ends every row with a comma
-        name = cells[0] if cells else ""
-        where = f"{path}: row {lineno}" + (f" (layer {name!r})" if name else "")
-        if len(cells) < len(columns):
-            missing = ", ".join(columns[len(cells):])
-            raise ValueError(f"{where}: expected {len(columns)} columns ({', '.join(columns)}), found {len(cells)}; "
-                             f"missing {missing}")
-        vals = []
-        for col, cell in zip(columns[1:], cells[1:len(columns)], strict=True):
-            try:
-                v = int(cell)
-            except ValueError:
-                raise ValueError(f"{where}, column '{col}': {cell!r} is not a whole number") from None
-            if v <= 0:
-                raise ValueError(f"{where}, column '{col}': must be positive, got {v}")
-            vals.append(v)
-        sparsity = _sparsity_cell(cells[len(columns)], where) if len(cells) > len(columns) else None
-        if gemm:
-            m, n, k = vals
-            out.append(SimLayer(name, "gemm", m=m, k=k, n=n, sparsity=sparsity))
-            continue
-        h, w, r, s, c, nf, st = vals
-        for col, f, size in (("Filter Height", r, h), ("Filter Width", s, w)):
-            if f > size:
-                raise ValueError(f"{where}, column '{col}': the filter ({f}) is larger than the input ({size})")
-        dp = "DP" in name
-        out.append(SimLayer(name, "dwconv" if dp and c > 1 else "conv", in_h=h, in_w=w, in_c=c,
-                            out_h=scalesim_out(h, r, st), out_w=scalesim_out(w, s, st), filt_h=r, filt_w=s,
-                            num_filters=nf * c if dp else nf, stride=(st, st), groups=c if dp else 1,
-                            sparsity=sparsity, module_type="scalesim-topology"))
-    if not out:
-        raise ValueError(f"{path}: the topology has a header but no layers")
-    return out
-
-
-def _sparsity_cell(cell: str, where: str) -> str | None:
-    if not cell:
-        return None
-    parts = cell.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 < int(parts[0]) <= int(parts[1]):
-        raise ValueError(f"{where}, column 'Sparsity': {cell!r} is not an N:M ratio such as 2:4")
-    return None if parts[0].strip() == parts[1].strip() else f"{int(parts[0])}:{int(parts[1])}"

@@ -1,29 +1,30 @@
 """Fake-quant networks: the right layers are swapped, 8 bits stay close to float, checkpoints round-trip, QAT
-trains, and the QDQ export matches the fake-quant model in ONNX Runtime."""
+trains. (Their QDQ export is tested in tests/deploy/test_qdq.py.)"""
 
 from __future__ import annotations
 
-import onnx
 import pytest
 import torch
 import torch.nn as nn
 
 from chipfit.compress import QuantConfig
-from chipfit.compress.quant import calibrate, export_qdq, ort_quantize_static, quant_bits, quantize, verify_qdq
+from chipfit.compress.quant import calibrate, quant_bits, quantize
 from chipfit.compress.quant.modules import ActQuant, QConv2d, QLinear, QQuadratic
 from chipfit.layers import QuadraConv2d
 from chipfit.models import create_model
 
 
-def _small() -> nn.Module:
+def small_net() -> nn.Module:
+    """Every kind of wrapped layer: conv, depthwise quadratic conv, strided conv, linear (input 1x1x8x8)."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), QuadraConv2d(8, 8, 3, padding=1, groups=8),
                          nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(16, 4))
 
 
-def _calibrated(cfg: QuantConfig, model: nn.Module | None = None, shape=(1, 1, 8, 8)) -> nn.Module:
-    model = model if model is not None else _small()
+def calibrated_net(cfg: QuantConfig, model: nn.Module | None = None, shape=(1, 1, 8, 8)) -> nn.Module:
+    """``model`` (default :func:`small_net`) fake-quantized by ``cfg`` and calibrated on random inputs."""
+    model = model if model is not None else small_net()
     torch.manual_seed(1)
     quantize(model.eval(), cfg)
     return calibrate(model, [torch.randn(16, *shape[1:]) for _ in range(4)])
@@ -44,12 +45,12 @@ def test_swaps_every_weighted_layer_of_a_zoo_network():
 
 @pytest.mark.parametrize(("keep", "eight"), [("none", []), ("edges", ["0", "8"]), ("edges+depthwise", ["0", "2", "8"])])
 def test_keep_8bit_picks_first_last_and_depthwise(keep, eight):
-    m = quantize(_small(), QuantConfig.from_name("binary", per_channel=True, keep_8bit=keep))
+    m = quantize(small_net(), QuantConfig.from_name("binary", per_channel=True, keep_8bit=keep))
     bits = {name: w for name, (w, _) in quant_bits(m).items()}
     assert bits == {n: 8 if n in eight else 1 for n in ("0", "2", "4", "8")}
-    from chipfit.compress.api import size_bytes
+    from chipfit.compress.measure import size_bytes
 
-    phys = _small()  # the same names as the wrappers: stored size follows each layer's width
+    phys = small_net()  # the same names as the wrappers: stored size follows each layer's width
     w = {n: sum(p.numel() for p in phys.get_submodule(n).parameters() if p.ndim >= 2) for n in bits}
     other = sum(p.numel() for p in phys.parameters() if p.ndim < 2) * 4
     assert size_bytes(phys, QuantConfig.from_name("binary"), {n: 8 for n in eight}) == sum(
@@ -62,8 +63,8 @@ def test_keep_8bit_picks_first_last_and_depthwise(keep, eight):
 def test_int8_close_to_float_and_lower_bits_further(per_channel):
     x = torch.randn(32, 1, 8, 8)
     with torch.no_grad():
-        ref = _small().eval()(x)
-        errs = [float((_calibrated(QuantConfig.from_name(n, per_channel=per_channel))(x) - ref).abs().mean())
+        ref = small_net().eval()(x)
+        errs = [float((calibrated_net(QuantConfig.from_name(n, per_channel=per_channel))(x) - ref).abs().mean())
                 for n in ("int8", "int4", "binary")]
     assert errs[0] < 0.02 * float(ref.abs().mean()) + 1e-3
     assert errs[0] < errs[1] < errs[2]
@@ -72,15 +73,15 @@ def test_int8_close_to_float_and_lower_bits_further(per_channel):
 def test_quadratic_modes_add_quantizers():
     counts = {}
     for mode in ("input", "branches", "product"):
-        m = _calibrated(QuantConfig(quadratic=mode))
+        m = calibrated_net(QuantConfig(quadratic=mode))
         counts[mode] = sum(isinstance(q, ActQuant) for q in m.modules())
     assert counts["branches"] == counts["input"] + 2 and counts["product"] == counts["input"] + 3
 
 
 def test_state_dict_round_trip_and_qat_step():
     cfg = QuantConfig(per_channel=True)
-    a = _calibrated(cfg)
-    b = quantize(_small(), cfg)
+    a = calibrated_net(cfg)
+    b = quantize(small_net(), cfg)
     b.load_state_dict(a.state_dict())
     x = torch.randn(8, 1, 8, 8)
     with torch.no_grad():
@@ -93,42 +94,3 @@ def test_state_dict_round_trip_and_qat_step():
     assert all(torch.isfinite(p.grad).all() for p in a.parameters() if p.grad is not None)
     opt.step()
     assert not torch.equal(before, a[0].layer.weight)
-
-
-@pytest.mark.parametrize(("name", "per_channel", "symmetric"),
-                         [("int8", False, True), ("int8", True, True), ("int4", True, True), ("binary", True, True),
-                          ("int8", False, False), ("int4", True, False)])
-def test_qdq_export_matches_fake_quant(tmp_path, name, per_channel, symmetric):
-    m = _calibrated(QuantConfig.from_name(name, per_channel=per_channel, symmetric=symmetric))
-    path = export_qdq(m, tmp_path / "q.onnx", (1, 1, 8, 8))
-    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("QuantizeLinear") >= 5 and ops.count("DequantizeLinear") >= 5
-    if per_channel:
-        axes = [a.i for n in onnx.load(str(path)).graph.node if n.op_type == "DequantizeLinear"
-                for a in n.attribute if a.name == "axis"]
-        assert 0 in axes
-    if not symmetric:  # the weights' zero points reach the file
-        zps = [i for i in onnx.load(str(path)).graph.initializer if "zero_point" in i.name]
-        assert any(onnx.numpy_helper.to_array(z).any() for z in zps)
-    res = verify_qdq(m, path, torch.randn(16, 1, 8, 8))
-    assert res["reference"]["max_abs_diff"] <= res["logit_step"]  # within one quantization step
-    assert res["reference"]["argmax_agreement"] == 1.0
-
-
-def test_export_needs_calibration(tmp_path):
-    m = quantize(_small(), QuantConfig())
-    with pytest.raises(ValueError, match="calibrate"):
-        export_qdq(m, tmp_path / "q.onnx", (1, 1, 8, 8))
-
-
-def test_ort_quantize_static_runs(tmp_path):
-    import onnxruntime as ort
-
-    m = _small().eval()
-    f = tmp_path / "f.onnx"
-    torch.onnx.export(m, (torch.zeros(1, 1, 8, 8),), str(f), dynamo=False, opset_version=17)
-    q = ort_quantize_static(f, tmp_path / "q.onnx", [torch.randn(1, 1, 8, 8) for _ in range(8)], per_channel=True)
-    sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {sess.get_inputs()[0].name: torch.randn(1, 1, 8, 8).numpy()})[0]
-    assert out.shape == (1, 4)
-    assert "QuantizeLinear" in [n.op_type for n in onnx.load(str(q)).graph.node]
