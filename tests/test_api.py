@@ -140,3 +140,44 @@ def test_one_name_for_a_target_across_profile_and_simulate():
     assert r.exit_code == 0 and "deprecated" not in r.output, r.output
     r = runner.invoke(app, ["simulate", "quadranet_s28", "--arch", "edge-npu"])
     assert r.exit_code == 0 and "deprecated: --arch is now --hw" in r.output, r.output
+
+
+def test_a_factory_that_raises_is_one_clean_message(tmp_path, monkeypatch):
+    (tmp_path / "brokennet.py").write_text("def build():\n    raise RuntimeError('boom: no weights here')\n")
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["profile", "brokennet:build", "--input", "1x3x8x8"])
+    assert r.exit_code == 2 and "brokennet:build raised RuntimeError: boom: no weights here" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_a_model_config_that_is_a_list_is_one_clean_message(tmp_path):
+    cfg = tmp_path / "net.json"
+    cfg.write_text("[1, 2, 3]")
+    r = runner.invoke(app, ["profile", str(cfg)])
+    assert r.exit_code == 2 and "must be a JSON object" in r.output and "Traceback" not in r.output
+
+
+def test_bracketed_words_in_a_message_are_shown_as_written():
+    r = runner.invoke(app, ["profile", "[bold]net[/bold]"])
+    assert r.exit_code == 2 and "'[bold]net[/bold]'" in r.output
+
+
+def test_profile_never_writes_over_its_model(tmp_path):
+    model = NETS["mobilenetv2"][0]().eval()
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False)
+    size = path.stat().st_size
+    r = runner.invoke(app, ["profile", str(path), "--json", str(path)])
+    assert r.exit_code == 2 and "is an input" in r.output and path.stat().st_size == size
+
+
+def test_models_lists_names_at_once_and_counts_on_request():
+    import re
+
+    count = re.compile(r"\b\d+(\.\d+)? [kMG]\b")  # a count as the table writes it: 2.23 M, 512 k
+    r = runner.invoke(app, ["models", "--family", "mobilenetv2"])
+    assert r.exit_code == 0 and "mobilenetv2_s28" in r.output and not count.search(r.output)
+    r = runner.invoke(app, ["models", "--family", "mobilenetv2", "--counts"])
+    assert r.exit_code == 0 and count.search(r.output)

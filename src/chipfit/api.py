@@ -116,7 +116,7 @@ def simulate(model: Any, hw: Any = None, *, input_shape: Sequence[int] | str | N
 
 def compress(model: str | nn.Module, config: Any, data: Any = None, *, out: str | Path | None = None,
              resume: bool = False, progress: bool = True, input_shape: Sequence[int] | None = None,
-             export: bool = True) -> Any:
+             export: bool = True, force: bool = False) -> Any:
     """Load a trained network, compress it (:func:`chipfit.compress.compress`) and, with ``out``, export it.
 
     ``out`` receives ``compressed.pt`` and ``report.json`` from the compression, and (``export``) ``model.onnx``
@@ -127,6 +127,7 @@ def compress(model: str | nn.Module, config: Any, data: Any = None, *, out: str 
         model: a model spec; a training checkpoint or run folder keeps its input normalisation.
         config: a :class:`~chipfit.compress.CompressConfig`; its teacher (distillation) is a model spec too.
         data: ``fashion-mnist``, a class-per-folder tree, or a loaded :class:`~chipfit.data.DataBundle`.
+        force: write into an ``out`` that already holds files (never into the folder of the network compressed).
     """
     import copy
 
@@ -134,6 +135,9 @@ def compress(model: str | nn.Module, config: Any, data: Any = None, *, out: str 
     from chipfit.data import load_data
 
     loaded = load_model(model)
+    if out is not None and loaded.path is not None and Path(out).resolve() == loaded.path.parent.resolve():
+        raise ValueError(f"--out {out} is the folder of the network being compressed ({loaded.path.name}): its run "
+                         "files would be overwritten; choose another --out")
     if loaded.kind == "compressed":
         raise ValueError(f"{loaded.path} is already compressed; compress the float checkpoint it came from")
     if loaded.module is None:
@@ -145,7 +149,7 @@ def compress(model: str | nn.Module, config: Any, data: Any = None, *, out: str 
     exporting = out is not None and export
     baseline = copy.deepcopy(loaded.module).eval() if exporting else None
     res = run(loaded.module, config, bundle, out=out, resume=resume, progress=progress, input_shape=input_shape,
-              model_name=loaded.registry_name, teacher=teacher)
+              model_name=loaded.registry_name, teacher=teacher, force=force)
     if exporting:
         from chipfit.deploy import export_compressed
 
@@ -184,6 +188,10 @@ def train(model: str | nn.Module, data: str, cfg: Any, crop_pad: int = 2,
     if crop_pad < 0:
         raise ValueError(f"crop padding must be >= 0, got {crop_pad}")
     bundle = load_data(data, seed=cfg.seed)
+    side = min(bundle.image_size)
+    if crop_pad > side // 4:
+        raise ValueError(f"--crop-pad {crop_pad}: at most {side // 4} for {bundle.image_size[0]}x"
+                         f"{bundle.image_size[1]} images (a quarter of the side); a larger pad crops mostly padding")
     bundle.pad = crop_pad
     if flip is not None:
         bundle.flip = flip

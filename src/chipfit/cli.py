@@ -84,6 +84,17 @@ def _deprecated_arch(hw: str | None, arch: str | None) -> str | None:
     return hw
 
 
+def _outputs_apart(inputs: list[str | Path | None], outputs: list[Path | None]) -> None:
+    """Never write over an input, nor two outputs to one file: refuse before any work is done."""
+    ins = [Path(p).expanduser().resolve() for p in inputs if p is not None and Path(p).expanduser().is_file()]
+    outs = [Path(p).expanduser().resolve() for p in outputs if p is not None]
+    for o in outs:
+        if o in ins:
+            fail(f"{o} is an input of this command: writing there would destroy it; choose another output file")
+    if len(set(outs)) < len(outs):
+        fail("two outputs (--json, --csv, --plot) name the same file: give each its own")
+
+
 def _write_json(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -113,6 +124,7 @@ def profile(
             fail(f"--by must be layer, module or op, not {by!r}")
         if plot is not None and hw is None:
             fail("--plot needs a chip: add --hw NAME (chipfit hw list)")
+        _outputs_apart([model, hw], [json_out, csv_out, plot, plot and plot.with_name(plot.stem + "_layers.png")])
         prof = run_profile(model, input_shape=input, hw=_deprecated_arch(hw, None), precision=precision,
                            fused=fused)
         print_profile(prof, console, by=by, top=top)
@@ -135,7 +147,8 @@ def profile(
 @app.command()
 def models(
     family: Annotated[str | None, typer.Option(help="only this family, e.g. quadranet")] = None,
-    counts: Annotated[bool, typer.Option(help="count params and MACs at each model's input (slower)")] = True,
+    counts: Annotated[bool, typer.Option(help="also count params and MACs at each model's input (profiles every "
+                                              "network: seconds)")] = False,
 ) -> None:
     """List the built-in networks with their parameters and MACs."""
     with user_errors():
@@ -180,6 +193,8 @@ def train(
     crop_pad: Annotated[int, typer.Option(help="random-crop augmentation: zero padding in pixels (0: off)")] = 2,
     seed: int = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
+    force: Annotated[bool, typer.Option("--force", help="start afresh in an --out that holds files, over them")]
+    = False,
 ) -> None:
     """Train a network on real data; Ctrl-C saves a checkpoint that --resume continues."""
     with user_errors():
@@ -195,7 +210,7 @@ def train(
             fail("give --data (fashion-mnist or a class-per-folder tree) and --out DIR")
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                           warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema, seed=seed,
-                          out=str(out), resume=resume)
+                          out=str(out), resume=resume, force=force)
         result, report = run_train(spec, data, cfg, crop_pad=crop_pad)
         if report is None:
             raise typer.Exit(130)
@@ -270,6 +285,7 @@ def simulate(
         hw = _deprecated_arch(hw, arch)
         if hw is None:
             fail("give the target: --hw NAME (a chip with an array, chipfit hw list), a YAML file or a SCALE-Sim .cfg")
+        _outputs_apart([model, hw], [json_out, csv_out, plot])
         if fuse:
             note("deprecated: --fuse is the default now (--fused); --unfused runs every op as its own layer")
         legacy = {}
@@ -359,6 +375,7 @@ def compress(
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
     seed: int = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue interrupted fine-tuning / QAT in --out")] = False,
+    force: Annotated[bool, typer.Option("--force", help="write into an --out that holds files, over them")] = False,
     arch: Annotated[str | None, typer.Option("--arch", hidden=True, help="old name of --hw")] = None,
 ) -> None:
     """Quantize, prune, distil and fold a trained network; report accuracy, size, MACs, latency and energy."""
@@ -373,8 +390,6 @@ def compress(
             fail("nothing to do: give --quantize, --prune, --distill-from or --fold")
         if structured and prune is None:
             fail("--structured needs --prune FRACTION")
-        if out.exists() and (out / "report.json").exists() and not resume:
-            fail(f"{out} already holds a compressed network (report.json): choose another --out")
         target = _deprecated_arch(hw, arch) or "edge-npu"
         q = QuantConfig.from_name(quantize, per_channel=per_channel, symmetric=not asymmetric,
                                   calibration=calib_method, quadratic=quadratic, keep_8bit=keep_8bit) \
@@ -385,7 +400,7 @@ def compress(
         cfg = CompressConfig(fold=fold, quant=q, prune=pc, distill=distill,
                              finetune_epochs=finetune, qat_epochs=qat, calib_images=calib, lr=lr,
                              batch_size=batch_size, arch=target, seed=seed)
-        res = run_compress(checkpoint, cfg, data, out=out, resume=resume)
+        res = run_compress(checkpoint, cfg, data, out=out, resume=resume, force=force)
         t = Table(title=escape(f"{checkpoint} compressed ({', '.join(s['step'] for s in res.steps[1:]) or 'nothing'}), "
                                f"modelled on {res.compressed['arch']}"))
         for col in ("", "accuracy", "size", "MACs", "latency", "energy", "ORT CPU latency"):

@@ -156,13 +156,23 @@ def _from_factory(spec: str, kwargs: dict[str, Any]) -> LoadedModel:
         mod = importlib.import_module(mod_name)
     except ImportError as e:
         raise ValueError(f"cannot import {mod_name!r} (from {spec!r}): {e}") from e
+    except Exception as e:  # the user's module failed while importing: say where, in one line
+        raise ValueError(f"importing {mod_name!r} (from {spec!r}) raised {type(e).__name__}: {_first_line(e)}") from e
     factory = getattr(mod, attr, None)
     if factory is None:
         raise ValueError(f"{mod_name!r} has no attribute {attr!r}")
-    model = factory(**kwargs) if callable(factory) and not isinstance(factory, nn.Module) else factory
+    try:
+        model = factory(**kwargs) if callable(factory) and not isinstance(factory, nn.Module) else factory
+    except Exception as e:
+        raise ValueError(f"{spec} raised {type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(model, nn.Module):
         raise ValueError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     return LoadedModel(model, None, _shape(getattr(model, "config", None)), attr, "factory")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
 
 
 def _from_checkpoint(path: Path) -> LoadedModel:

@@ -49,6 +49,17 @@ def test_compress_end_to_end_writes_its_files(tmp_path):
     assert res.compressed["latency_s"] < res.baseline["latency_s"]  # 8-bit data on an 8-bit array
 
 
+def test_an_out_folder_with_files_is_refused_unless_forced(tmp_path):
+    """No report.json there (the old check), yet model.onnx would be lost: refused; --force writes over it."""
+    (tmp_path / "model.onnx").write_bytes(b"someone's model")
+    cfg = CompressConfig(quant=QuantConfig.from_name("fp16"))
+    with pytest.raises(FileExistsError, match=r"holds files \(model.onnx\).*--force"):
+        compress(_net(), cfg, toy_data(), out=tmp_path, progress=False)
+    assert (tmp_path / "model.onnx").read_bytes() == b"someone's model"
+    compress(_net(), cfg, toy_data(), out=tmp_path, progress=False, force=True)
+    assert (tmp_path / "report.json").is_file()
+
+
 def test_cli_compress_errors_are_one_line(tmp_path):
     from typer.testing import CliRunner
 

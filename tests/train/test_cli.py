@@ -77,6 +77,47 @@ def test_train_bad_input(tree, args, message):
     assert message in " ".join(r.output.split())
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--ema", "5"], "--ema 5.0: must be a decay in (0, 1)"),
+    (["--crop-pad", "100"], "--crop-pad 100: at most 7 for 28x28 images"),
+    (["--lr", "1e30"], "--lr 1e+30: must be a learning rate"),
+])
+def test_train_refuses_options_that_would_train_to_nonsense(tree, args, message):
+    r = runner.invoke(app, ["train", "quadranet_s28", "--data", str(tree / "data"), "--out", str(tree / "run"), *args])
+    assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+    assert not (tree / "run").exists()  # refused before anything was written
+
+
+def test_the_same_seed_gives_the_same_run_from_the_first_step(tree):
+    """The network is built after seeding: three runs from names give the same first-epoch loss, to the bit."""
+    from chipfit.api import train
+    from chipfit.train import TrainConfig
+
+    def loss(seed: int) -> float:
+        cfg = TrainConfig(epochs=1, batch_size=4, progress=False, seed=seed, max_steps_per_epoch=3)
+        return train("quadranet_s28", str(tree / "data"), cfg)[0].history[0]["train_loss"]
+
+    runs = [loss(0) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    assert loss(1) != runs[0]
+
+
+def test_resume_with_another_lr_is_refused(tree):
+    base = ["train", "quadranet_s28", "--data", str(tree / "data"), "--epochs", "1", "--batch-size", "4",
+            "--out", str(tree / "run")]
+    assert runner.invoke(app, base).exit_code == 0
+    r = runner.invoke(app, [*base, "--resume", "--lr", "0.01"])
+    assert r.exit_code == 2 and "--lr 0.002 -> 0.01" in r.output
+
+
+def test_a_zero_byte_checkpoint_is_one_clean_message(tmp_path):
+    empty = tmp_path / "best.pt"
+    empty.write_bytes(b"")
+    for args in (["eval", str(empty)], ["profile", str(empty)]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output, r.output
+
+
 def test_models_lists_the_zoo():
     r = runner.invoke(app, ["models", "--family", "quadranet", "--no-counts"])
     assert r.exit_code == 0 and "quadranet36_t" in r.output and "quadranet_s28" in r.output

@@ -109,6 +109,64 @@ def test_existing_run_is_not_overwritten(tmp_path):
         fit(toy_model(), toy_data(), cfg)
 
 
+def test_a_folder_with_other_files_is_not_overwritten_and_force_starts_afresh(tmp_path):
+    """A folder holding best.pt and report.json but no last.pt (a run whose last.pt was removed, say) is refused
+    too: nothing is written over unless --force says so."""
+    (tmp_path / "best.pt").write_bytes(b"precious")
+    (tmp_path / "report.json").write_text("{}")
+    cfg = TrainConfig(epochs=1, batch_size=32, progress=False, out=str(tmp_path))
+    with pytest.raises(FileExistsError, match=r"best.pt, report.json.*--force"):
+        fit(toy_model(), toy_data(), cfg)
+    assert (tmp_path / "best.pt").read_bytes() == b"precious"
+    r = fit(toy_model(), toy_data(), TrainConfig(**{**cfg.to_dict(), "force": True}))
+    assert r.out == tmp_path and (tmp_path / "last.pt").is_file() and load_checkpoint(tmp_path / "best.pt")
+
+
+@pytest.mark.parametrize("change,said", [({"lr": 5e-2}, "--lr 0.01 -> 0.05"), ({"batch_size": 16}, "--batch-size"),
+                                         ({"epochs": 5}, "--epochs 3 -> 5"), ({"seed": 2}, "--seed")])
+def test_resume_with_other_options_is_refused_naming_them(tmp_path, change, said):
+    cfg = TrainConfig(**{**CFG.to_dict(), "out": str(tmp_path), "max_steps_per_epoch": 2})
+    fit(toy_model(), toy_data(), cfg)
+    other = TrainConfig(**{**cfg.to_dict(), "resume": True, **change})
+    with pytest.raises(ValueError, match="started with other options") as e:
+        fit(toy_model(), toy_data(), other)
+    assert said in str(e.value)
+    fit(toy_model(), toy_data(), TrainConfig(**{**cfg.to_dict(), "resume": True}))  # the same options continue
+
+
+def test_resume_on_other_data_is_refused(tmp_path):
+    cfg = TrainConfig(**{**CFG.to_dict(), "out": str(tmp_path), "max_steps_per_epoch": 2})
+    fit(toy_model(), toy_data(), cfg)
+    again = TrainConfig(**{**cfg.to_dict(), "resume": True})
+    other = toy_data(seed=5)
+    other.mean, other.std = [0.4], [0.25]  # what load_data measures on other images
+    with pytest.raises(ValueError, match="--data: other images"):
+        fit(toy_model(), other, again)
+    renamed = toy_data()
+    renamed.classes = ["low", "high"]
+    with pytest.raises(ValueError, match="--data: other classes"):
+        fit(toy_model(), renamed, again)
+
+
+@pytest.mark.parametrize("field,value,said", [("ema_decay", 5.0, "--ema 5.0: must be a decay in (0, 1)"),
+                                              ("ema_decay", 1.0, "--ema"), ("lr", float("nan"), "--lr"),
+                                              ("lr", 1e30, "--lr"), ("warmup_epochs", 20.0, "--warmup-epochs"),
+                                              ("label_smoothing", 1.0, "--label-smoothing")])
+def test_values_that_would_train_to_nonsense_are_refused(field, value, said):
+    with pytest.raises(ValueError) as e:
+        TrainConfig(**{**CFG.to_dict(), field: value})
+    assert said in str(e.value)
+
+
+def test_a_diverging_loss_stops_with_a_message(tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=10.0, clip_grad=None, progress=False, warmup_epochs=0.0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    with torch.no_grad():
+        model[1].weight.fill_(3e38)  # logits overflow to inf on the first step: the loss is not a number
+    with pytest.raises(FloatingPointError, match="loss became"):
+        fit(model, toy_data(), cfg)
+
+
 def _fmnist_like(n=64) -> DataBundle:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (n, 1, 28, 28), generator=g, dtype=torch.uint8)

@@ -57,7 +57,7 @@ class CompressResult:
 
 def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out: str | Path | None = None,
              resume: bool = False, progress: bool = True, input_shape: tuple[int, ...] | None = None,
-             model_name: str | None = None, teacher: nn.Module | None = None) -> CompressResult:
+             model_name: str | None = None, teacher: nn.Module | None = None, force: bool = False) -> CompressResult:
     """Compress ``model`` as ``config`` says and measure it before and after.
 
     Args:
@@ -69,6 +69,8 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
         input_shape: one input, e.g. (1, 1, 28, 28); defaults to the data's.
         model_name: registry name of ``model`` (kept in the checkpoint so ``chipfit eval`` can rebuild it).
         teacher: the trained teacher network when ``config.distill`` is set (frozen and put in eval mode here).
+        force: write into an ``out`` that already holds files, over them (without it, and without ``resume``, such
+            a folder is refused: nothing is lost).
     """
     from chipfit.compress.fold import fold_bn
 
@@ -83,6 +85,13 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
         input_shape = data.input_shape(1)
     out = Path(out) if out else None
     if out:
+        held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"--out {out} is a file, not a folder: choose another --out")
+        if held and not resume and not force:
+            raise FileExistsError(f"{out} already holds files ({', '.join(held[:4])}"
+                                  f"{' and more' if len(held) > 4 else ''}): continue an interrupted compression with "
+                                  "--resume, write over them with --force, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model.eval()
@@ -107,7 +116,7 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
     if (config.prune is not None or config.distill is not None) and config.finetune_epochs:
         try:
             _train(model, data, config, config.finetune_epochs, out / "finetune" if out else None, resume,
-                   progress, hooks, model_name)
+                   progress, hooks, model_name, force)
         finally:
             if hooks.close is not None:  # the distillation recorders come off the student and the teacher
                 hooks.close()
@@ -136,7 +145,7 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
                           "accuracy": accuracy(model, data)})
         if config.qat_epochs:
             _train(model, data, config, config.qat_epochs, out / "qat" if out else None, resume, progress,
-                   TrainHooks(), model_name)
+                   TrainHooks(), model_name, force)
             steps.append({"step": "qat", "epochs": config.qat_epochs, "accuracy": accuracy(model, data)})
     model.eval()
     compressed = measure(model, config, data, input_shape, quant=config.quant, float_model=float_model)
@@ -177,11 +186,12 @@ def _prune(model: nn.Module, config: CompressConfig, data: Any, input_shape) -> 
 
 
 def _train(model: nn.Module, data: Any, config: CompressConfig, epochs: int, out: Path | None, resume: bool,
-           progress: bool, hooks: TrainHooks, model_name: str | None) -> None:
+           progress: bool, hooks: TrainHooks, model_name: str | None, force: bool = False) -> None:
+    cont = bool(resume and out and (out / "last.pt").is_file())
     cfg = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, warmup_epochs=min(0.1, epochs),
-                      seed=config.seed, out=str(out) if out else None,
-                      resume=bool(resume and out and (out / "last.pt").is_file()), progress=progress,
-                      model_name=model_name, max_steps_per_epoch=config.max_steps_per_epoch)
+                      seed=config.seed, out=str(out) if out else None, resume=cont, progress=progress,
+                      model_name=model_name, max_steps_per_epoch=config.max_steps_per_epoch,
+                      force=not cont and (force or resume))
     r = fit(model, data, cfg, hooks=hooks)
     if r.interrupted:
         raise KeyboardInterrupt(f"interrupted: continue with --resume (checkpoint in {out})")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chipfit.data.idx import read_idx
+from chipfit.data.idx import IdxError, read_idx
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {
@@ -167,16 +167,25 @@ def load_fashion_mnist(val_fraction: float = 0.1, seed: int = 0, root: str | Pat
     """Fashion-MNIST: 60k training images (split into train/val), 10k test images, 28x28 grey, 10 classes."""
     root = Path(root) if root else fashion_mnist_dir()
     arrays = {k: read_idx(root / f, expect_ndim=3 if "images" in k else 1) for k, f in FASHION_FILES.items()}
+    for k, a in arrays.items():
+        file = root / FASHION_FILES[k]
+        if a.dtype != np.uint8:
+            raise IdxError(f"{file}: holds {a.dtype.name} data; Fashion-MNIST's {k.replace('_', ' ')} are unsigned "
+                           "bytes (type code 0x08)")
+        if a.size == 0:
+            raise IdxError(f"{file}: holds no data (its header says {' x '.join(map(str, a.shape))})")
     for part in ("train", "test"):
         ni, nl = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
         if ni != nl:
-            raise ValueError(f"{root}: {ni} {part} images but {nl} labels")
+            raise IdxError(f"{root}: {ni} {part} images but {nl} labels ({FASHION_FILES[f'{part}_images']}, "
+                           f"{FASHION_FILES[f'{part}_labels']})")
+        labels = arrays[f"{part}_labels"]
+        if int(labels.max()) >= len(FASHION_CLASSES):
+            raise IdxError(f"{root / FASHION_FILES[f'{part}_labels']}: label {int(labels.max())} outside 0..9")
     tr_x = torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1)
     tr_y = torch.from_numpy(arrays["train_labels"].astype(np.int64))
     te_x = torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1)
     te_y = torch.from_numpy(arrays["test_labels"].astype(np.int64))
-    if int(tr_y.max()) >= len(FASHION_CLASSES) or int(tr_y.min()) < 0:
-        raise ValueError(f"{root}: labels outside 0..9")
     train, val = _split(tr_x, tr_y, val_fraction, seed)
     mean, std = _stats(train.images)
     # horizontal flips are fine for clothes (a shirt mirrored is a shirt)

@@ -7,7 +7,9 @@ Magic: two zero bytes, a type code (0x08 = unsigned byte, 0x09 signed byte, 0x0B
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ def read_idx(path: str | Path, expect_ndim: int | None = None) -> np.ndarray:
         raise IdxError(f"{path}: no such file")
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise IdxError(f"{path}: cannot decompress ({e}); the file is truncated or corrupt") from None
     if len(raw) < 4:
         raise IdxError(f"{path}: {len(raw)} bytes, too short for an idx header")
@@ -40,10 +42,11 @@ def read_idx(path: str | Path, expect_ndim: int | None = None) -> np.ndarray:
         raise IdxError(f"{path}: truncated header")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_TYPES[dtype_code])
-    need = int(np.prod(dims)) * dtype.itemsize
+    need = math.prod(dims) * dtype.itemsize  # Python ints: numpy's int64 product would wrap round
     have = len(raw) - header
     if have != need:
-        raise IdxError(f"{path}: header says {dims} ({need} data bytes) but the file holds {have}: "
+        shape = " x ".join(map(str, dims)) if ndim <= 6 else f"{ndim} dimensions"
+        raise IdxError(f"{path}: header says {shape} ({need} data bytes) but the file holds {have}: "
                        f"{'truncated' if have < need else 'trailing bytes'}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 

@@ -50,6 +50,29 @@ class TrainConfig:
     model_name: str | None = None
     threads: int | None = None
     max_steps_per_epoch: int | None = None  # for quick runs and tests
+    force: bool = False  # start afresh in an ``out`` that already holds files, overwriting them
+
+    def __post_init__(self) -> None:
+        """Refuse values that would train silently to nonsense, naming the command-line option."""
+        def bad(option: str, value: Any, expected: str) -> ValueError:
+            return ValueError(f"{option} {value!r}: must be {expected}")
+
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise bad("--epochs", self.epochs, "a whole number >= 1")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise bad("--batch-size", self.batch_size, "a whole number >= 1")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 10):
+            raise bad("--lr", self.lr, "a learning rate in (0, 10]")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad("--weight-decay", self.weight_decay, "a finite number >= 0")
+        if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
+            raise bad("--warmup-epochs", self.warmup_epochs, f"between 0 and the {self.epochs} epochs")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("--label-smoothing", self.label_smoothing, "in [0, 1)")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise bad("--ema", self.ema_decay, "a decay in (0, 1), e.g. 0.999 (the weight of the running average)")
+        if self.resume and self.force:
+            raise ValueError("--resume continues the run in --out and --force starts it afresh: give one of them")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,14 +287,46 @@ def _start_run(model: nn.Module, data: DataBundle, cfg: TrainConfig, hooks: Trai
     ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay else None
     spec = model_spec(model, cfg.model_name)
     if out and rank == 0:
-        if not cfg.resume and (out / "last.pt").exists():
-            raise FileExistsError(f"{out} already holds a run (last.pt): continue it with --resume, or choose "
-                                  "another --out")
+        _check_out(out, cfg)
         out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     return _Run(model, net, data, cfg, hooks, opt, ema, spec, gen, out, rank, world, steps_per_epoch,
                 total=steps_per_epoch * cfg.epochs, warmup=int(round(cfg.warmup_epochs * steps_per_epoch)),
                 pos=_Position())
+
+
+def _check_out(out: Path, cfg: TrainConfig) -> None:
+    """A run never writes over files it did not make: an ``out`` that holds anything needs --resume or --force."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder: choose another --out")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not cfg.resume and not cfg.force:
+        shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        what = "a run (last.pt): continue it with --resume, " if "last.pt" in held else f"files ({shown}): "
+        raise FileExistsError(f"{out} already holds {what}start afresh over them with --force, or choose another "
+                              "--out")
+
+
+# What defines a run: resuming with another value of any of these would silently continue a different run.
+_RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "weight_decay": "--weight-decay",
+                "warmup_epochs": "--warmup-epochs", "min_lr_ratio": "min_lr_ratio", "label_smoothing":
+                "--label-smoothing", "clip_grad": "clip_grad", "ema_decay": "--ema", "seed": "--seed",
+                "max_steps_per_epoch": "max_steps_per_epoch"}
+
+
+def _check_same_run(st: dict[str, Any], cfg: TrainConfig, data: DataBundle, path: Path) -> None:
+    """Refuse to resume with other options or other data than the run was started with, naming what differs."""
+    saved = json.loads(st.get("train_config", "{}"))
+    now = cfg.to_dict()
+    diff = [f"{flag} {saved[k]!r} -> {now[k]!r}" for k, flag in _RUN_OPTIONS.items()
+            if k in saved and saved[k] != now[k]]
+    if "classes" in st and json.loads(st["classes"]) != list(data.classes):
+        diff.append("--data: other classes")
+    if "norm" in st and json.loads(st["norm"]) != {"mean": data.mean, "std": data.std}:
+        diff.append("--data: other images (their mean and std differ)")
+    if diff:
+        raise ValueError(f"--resume: {path} was started with other options ({'; '.join(diff)}); resume with the "
+                         "options it was started with, or start a new run (another --out, or --force)")
 
 
 def _optimiser(model: nn.Module, cfg: TrainConfig, hooks: TrainHooks) -> torch.optim.Optimizer:
@@ -300,6 +355,7 @@ def _restore(run: _Run) -> None:
         raise FileNotFoundError(f"--resume: no checkpoint {out / 'last.pt' if out else '(no --out given)'}")
     st = load_checkpoint(out / "last.pt")
     check_spec(st["model_spec"], run.model, run.cfg.model_name, out / "last.pt")
+    _check_same_run(st, run.cfg, run.data, out / "last.pt")
     run.model.load_state_dict(st["model"])
     run.opt.load_state_dict(st["optimizer"])
     run.pos = _Position(int(st["epoch"]), int(st["batch"]), int(st["step"]), float(st["best"]),

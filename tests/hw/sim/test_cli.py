@@ -68,3 +68,35 @@ def test_simulate_old_options_still_work_and_say_so(scalesim_files):
         assert said in " ".join(r.output.split()), said
     new = runner.invoke(app, ["simulate", "quadranet_s28", "--hw", "eyeriss-v1", "--precision", "int16"])
     assert new.exit_code == 0 and new.output.splitlines()[-4:] == r.output.splitlines()[-4:]
+
+
+def test_simulate_never_writes_over_its_input(tmp_path, scalesim_files):
+    topo, _ = scalesim_files
+    before = topo.read_text()
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "edge-npu", "--csv", str(topo)])
+    assert r.exit_code == 2 and "is an input of this command" in " ".join(r.output.split())
+    assert topo.read_text() == before
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "edge-npu", "--csv", str(tmp_path / "a"),
+                            "--json", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "same file" in r.output
+
+
+def test_an_unwritable_output_is_one_clean_message(tmp_path, scalesim_files):
+    topo, _ = scalesim_files
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "edge-npu", "--json", str(blocker / "out.json")])
+    assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
+
+
+def test_simulating_a_topology_does_not_import_torch(scalesim_files):
+    """A SCALE-Sim topology needs neither the loader nor the cost engine: the CLI answers without torch."""
+    import subprocess
+    import sys
+
+    topo, _ = scalesim_files
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom chipfit.cli import app\n"
+            f"r = CliRunner().invoke(app, ['simulate', {str(topo)!r}, '--hw', 'edge-npu'])\n"
+            "print(r.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
