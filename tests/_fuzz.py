@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CALL_LIMIT_S = 5.0  # one call past this is a hang (the calls take milliseconds)
-MESSAGE_LIMIT = 300  # characters of a refusal's message, not counting the file's path
+MESSAGE_LIMIT = 400  # characters of a refusal's message, not counting the file's path
 
 # --- mutators ---------------------------------------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str, str]:
         if hits:
             m = rng.choice(hits)
             new = rng.choice(NUMBER_SWAPS)
-            return text[:m.start()] + new + text[m.end():], f"number {m.group()!r}->{new!r}"
+            return text[:m.start()] + new + text[m.end():], f"number {m.group()[:12]!r}->{new[:12]!r}"
         op = "junk"
     if op == "delete_line":
         del lines[i]
@@ -181,6 +181,7 @@ class Target:
     refuses_with: type[Exception]
     make: Callable[[random.Random], tuple[Path, str]]
     parse: Callable[[Path], object]
+    message_limit: int = MESSAGE_LIMIT
 
 
 @dataclass
@@ -207,7 +208,7 @@ def _on_alarm(signum, frame):
     raise _Hang
 
 
-def message_problem(e: BaseException, path: Path) -> str | None:
+def message_problem(e: BaseException, path: Path, limit: int = MESSAGE_LIMIT) -> str | None:
     """Why a refusal's message breaks the rules (one line, names the file, short), or ``None``."""
     msg = str(e)
     if not msg.strip():
@@ -218,7 +219,7 @@ def message_problem(e: BaseException, path: Path) -> str | None:
         return "terminal escape codes in the message"
     if path.name not in msg:
         return "message does not name the file"
-    if len(msg.replace(str(path), "")) > MESSAGE_LIMIT:
+    if len(msg.replace(str(path), "")) > limit:
         return f"message of {len(msg)} characters"
     return None
 
@@ -245,7 +246,7 @@ def run_case(target: Target, cs: int) -> tuple[str, str, float]:
     except Exception as e:  # the classification itself: anything but the allowed refusal is a failure
         dt = time.perf_counter() - t0
         if isinstance(e, target.refuses_with):
-            problem = message_problem(e, path)
+            problem = message_problem(e, path, target.message_limit)
             if problem is None:
                 return f"refused:{type(e).__name__}", what, dt
             return "failed", f"case {cs} ({what}): {problem}: {str(e)[:300]!r}", dt
@@ -280,10 +281,6 @@ def run_target(target: Target, mutations: int, seed: int = 0) -> Report:
 
 
 # --- targets ----------------------------------------------------------------------------------------------------
-
-
-def _pick(rng: random.Random, seeds: list[tuple[str, bytes]]) -> tuple[str, bytes]:
-    return seeds[rng.randrange(len(seeds))]
 
 
 def idx_target(work: Path) -> Target:
@@ -491,9 +488,9 @@ def _tiny_onnx_models(work: Path) -> dict[str, bytes]:
             return nn.functional.interpolate(y, scale_factor=2.0).mean(dim=(2, 3))
 
     out = {}
+    torch.manual_seed(0)  # the same weights, so the same bytes, on every run
     for name, net, shape in (("convnet", Net(), (1, 3, 8, 8)), ("residual", Res(), (1, 2, 6, 6))):
         path = work / f"{name}.onnx"
-        torch.manual_seed(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(net.eval(), (torch.zeros(shape),), str(path), dynamo=False, opset_version=17)
@@ -654,6 +651,60 @@ def _tiny_checkpoint_state() -> dict:
             "norm": json.dumps({"mean": [0.3], "std": [0.3]}), "rng": {"torch": torch.get_rng_state()}}
 
 
+def _tiny_compressed_state(work: Path) -> dict:
+    """A compressed checkpoint of the tiny network: channel-pruned by half, BatchNorm folded, int8 per channel."""
+    import torch
+
+    from chipfit.compress import CompressConfig, PruneConfig, QuantConfig, compress
+    from chipfit.data import DataBundle, Split
+    from chipfit.load import load_model
+    from chipfit.train.checkpoint import save_checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (48, 1, 8, 8), generator=g, dtype=torch.uint8)
+    y = torch.arange(48) % 3
+    data = DataBundle("toy", ["a", "b", "c"], Split(x[:32], y[:32]), Split(x[32:], y[32:]), Split(x[32:], y[32:]),
+                      [0.5], [0.3])
+    base = work / "base.pt"
+    save_checkpoint(base, _tiny_checkpoint_state())
+    cfg = CompressConfig(quant=QuantConfig.from_name("int8", per_channel=True), prune=PruneConfig(0.5, structured=True),
+                         calib_images=16, batch_size=16, finetune_epochs=0, max_steps_per_epoch=1)
+    out = work / "compressed"
+    compress(load_model(base).module, cfg, data, out=out, progress=False)
+    return torch.load(out / "compressed.pt", weights_only=True)
+
+
+def _mutate_compressed(state: dict, rng: random.Random) -> tuple[object, str]:
+    """A compressed checkpoint's own parts: its pruning plan and its compression config."""
+    state = dict(state)
+    if rng.random() < 0.5:
+        return _mutate_state(state, rng)
+    plan = json.loads(state["prune_plan"])
+    what = rng.choice(("input_shape", "keep", "keep_index", "version", "text", "config"))
+    if what == "input_shape":
+        plan["input_shape"] = rng.choice(([1, 1, 10**5, 10**5], [1, 1, 10**9, 10**9], [1, -1, 8, 8], [0], [], "x",
+                                          [1, 1, 8], [1, 3, 8, 8], [1, 1, 2.5, 8], None))
+    elif what == "keep":
+        key = rng.choice(list(plan["keep"]))
+        plan["keep"][key] = rng.choice(([], [0], list(range(100)), "x", None, [0, 0, 0, 0], [-1, 1, 2, 3]))
+    elif what == "keep_index":
+        key = rng.choice(list(plan["keep"]))
+        plan["keep"]["bogus" + key] = plan["keep"].pop(key)
+    elif what == "version":
+        plan["version"] = rng.choice((1, 3, None, "2"))
+    elif what == "text":
+        state["prune_plan"] = rng.choice(("", "{", "[]", "7", "null", None, 3))
+        return state, f"prune_plan = {state['prune_plan']!r}"
+    else:
+        cfg = json.loads(state["compress_config"])
+        key = rng.choice(list(cfg))
+        cfg[key] = rng.choice((None, 0, -1, "text", 10**9, {}, [], True))
+        state["compress_config"] = json.dumps(cfg)
+        return state, f"compress_config {key} = {cfg[key]!r}"
+    state["prune_plan"] = json.dumps(plan)
+    return state, f"prune_plan {what}"
+
+
 def _mutate_state(state: dict, rng: random.Random) -> tuple[object, str]:
     """One structural mutation of a checkpoint's contents: the spec (not JSON, unknown model, wrong config), the
     weights (missing, extra, wrong shape, not tensors) or the whole record."""
@@ -726,8 +777,8 @@ def _mutate_state(state: dict, rng: random.Random) -> tuple[object, str]:
 
 
 def checkpoint_target(work: Path) -> Target:
-    """``load_model`` on a mutated training checkpoint (contents mutated and saved, bytes mutated, or both), and
-    ``load_checkpoint`` on every fifth case."""
+    """``load_model`` on a mutated training checkpoint, or (one case in ten) a compressed one: contents mutated and
+    saved, bytes mutated, or both; ``load_checkpoint`` alone on one case in five."""
     import torch
 
     from chipfit.load import load_model
@@ -735,16 +786,21 @@ def checkpoint_target(work: Path) -> Target:
 
     torch.set_num_threads(1)
     work.mkdir(parents=True, exist_ok=True)
-    state = _tiny_checkpoint_state()
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    good = buf.getvalue()
+    plain = _tiny_checkpoint_state()
+    compressed = _tiny_compressed_state(work)
+    seeds = {}
+    for name, st in (("training", plain), ("compressed", compressed)):
+        buf = io.BytesIO()
+        torch.save(st, buf)
+        seeds[name] = buf.getvalue()
     direct: set[Path] = set()
 
     def make(rng: random.Random) -> tuple[Path, str]:
-        done = []
+        kind = "compressed" if rng.random() < 0.1 else "training"  # a compressed one takes 5x longer to rebuild
+        done = [kind]
         if rng.random() < 0.5:
-            st, what = _mutate_state(state, rng)
+            mutate = _mutate_compressed if kind == "compressed" else _mutate_state
+            st, what = mutate(compressed if kind == "compressed" else plain, rng)
             done.append(what)
             b = io.BytesIO()
             torch.save(st, b)
@@ -753,9 +809,9 @@ def checkpoint_target(work: Path) -> Target:
                 data, what = mutate_bytes(data, rng)
                 done.append(what)
         else:
-            data, what = mutate_binary_file(good, rng)
+            data, what = mutate_binary_file(seeds[kind], rng)
             done.append(what)
-        path = work / ("best.pt" if rng.random() < 0.8 else "case.pt")
+        path = work / (("best.pt" if kind == "training" else "compressed.pt") if rng.random() < 0.8 else "case.pt")
         path.write_bytes(data)
         direct.discard(path)
         if rng.random() < 0.2:
@@ -765,7 +821,7 @@ def checkpoint_target(work: Path) -> Target:
     def parse(path: Path) -> object:
         return load_checkpoint(path) if path in direct else load_model(path)
 
-    return Target("checkpoint", CheckpointError, make, parse)
+    return Target("checkpoint", CheckpointError, make, parse, message_limit=300)
 
 
 TARGETS: dict[str, Callable[[Path], Target]] = {
@@ -789,6 +845,15 @@ def run_in_subprocess(name: str, mutations: int = 2000, seed: int = 0, timeout_s
         raise AssertionError(f"fuzzing {name}: the run died (exit {proc.returncode}): {proc.stderr[-2000:]}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     return Report(**data)
+
+
+def assert_clean(rep: Report, mutations: int, *, min_parsed: float = 0.01, min_refused: float = 0.1) -> None:
+    """What a fuzz test asserts: every case ran, none failed or hung, and both paths (parsed, refused) were taken."""
+    assert rep.mutations == mutations
+    assert not rep.failures, f"{len(rep.failures)} failures, e.g.: " + " | ".join(rep.failures[:5])
+    assert not rep.hangs, f"{len(rep.hangs)} hangs, e.g.: " + " | ".join(rep.hangs[:5])
+    assert rep.parsed >= min_parsed * mutations, f"only {rep.parsed} of {mutations} mutations parsed"
+    assert rep.refused_total >= min_refused * mutations, f"only {rep.refused_total} of {mutations} refused"
 
 
 def main(argv: list[str] | None = None) -> int:

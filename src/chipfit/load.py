@@ -177,23 +177,86 @@ def _first_line(e: BaseException) -> str:
 
 def _from_checkpoint(path: Path) -> LoadedModel:
     """Rebuild the network a checkpoint was saved from (its spec) and load its weights; a compressed checkpoint
-    gets its transforms (pruning, folding, quantization) re-applied first."""
-    state = load_checkpoint(path)
+    gets its transforms (pruning, folding, quantization) re-applied first.
+
+    What the file holds is checked before anything is built for real: the spec's network is first built on the meta
+    device (no memory) and its tensors compared with the checkpoint's, so a damaged spec (a width of 10^9, a wrong
+    layer) is a ``CheckpointError`` naming the file, never an allocation of terabytes.
+    """
+    import torch
+
+    from chipfit.train.checkpoint import check_weights, error_reason
+
+    state = load_checkpoint(path)  # checked: a JSON object as spec, a mapping of names to tensors as weights
     spec = json.loads(state["model_spec"])
-    if spec.get("config"):
-        model = build_model(ModelConfig.from_dict(spec["config"]))
-    elif spec.get("name"):
-        model = create_model(spec["name"])
+    weights = state["model"]
+    config, reg_name = spec.get("config"), spec.get("name")
+    if config:
+        try:
+            cfg = ModelConfig.from_dict(config)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:  # what a config's own checks raise
+            raise CheckpointError(f"{path}: the model config it holds is invalid ({error_reason(e)})") from None
+        blocks = sum(s.depth for s in cfg.stages)
+        if blocks > len(weights):  # every block has weights: refuse before building a million blocks
+            raise CheckpointError(f"{path}: its model config has {blocks} blocks but the checkpoint holds only "
+                                  f"{len(weights)} tensors")
+
+        def build() -> nn.Module:
+            return build_model(cfg)
+    elif reg_name:
+        if not isinstance(reg_name, str):
+            raise CheckpointError(f"{path}: its model spec names the model {str(reg_name)[:60]!r}, not a string")
+        try:
+            get_entry(reg_name)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: saved for an {str(e)[:200]}") from None
+
+        def build() -> nn.Module:
+            return create_model(reg_name)
     else:
-        raise CheckpointError(f"{path}: the checkpoint names no architecture (class {spec.get('class')}); "
+        raise CheckpointError(f"{path}: the checkpoint names no architecture (class {str(spec.get('class'))[:60]}); "
                               "rebuild the model in Python and load state['model']")
+    compressed = "compress_config" in state
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: cannot build the network its model spec describes ({error_reason(e)})") \
+            from None
+    if not compressed:
+        check_weights(skeleton, weights, path)
+    else:  # pruned and quantized weights differ from the float network's; but never by a factor of a thousand
+        need = sum(t.numel() for t in skeleton.state_dict().values())
+        have = sum(t.numel() for t in weights.values())
+        if need > 1000 * have + 10**6:
+            raise CheckpointError(f"{path}: its model spec describes a network of {need:,} numbers, far more than "
+                                  f"the {have:,} the compressed checkpoint holds")
+        try:
+            plan = json.loads(state.get("prune_plan") or "null")
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: its pruning plan is not JSON text ({error_reason(e)})") from None
+        if plan is not None:  # the plan is replayed on an input of its shape: refuse one that cannot be, or is huge
+            shape = plan.get("input_shape") if isinstance(plan, dict) else None
+            chans = getattr(getattr(skeleton, "config", None), "in_chans", None)
+            if not (isinstance(shape, list) and len(shape) == 4 and all(type(d) is int and d > 0 for d in shape)
+                    and shape[0] * shape[1] * shape[2] * shape[3] <= 2**24 and chans in (None, shape[1])):
+                raise CheckpointError(f"{path}: its pruning plan's input_shape must be [1, {chans or 'C'}, H, W] "
+                                      f"(at most 2^24 numbers), got {str(shape)[:60]}")
+    model = build()
     kind = "checkpoint"
-    if "compress_config" in state:
+    if compressed:
         from chipfit.compress import rebuild_compressed
 
-        model, kind = rebuild_compressed(model, state), "compressed"
+        try:
+            model, kind = rebuild_compressed(model, state), "compressed"
+        except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as e:  # from the file's contents
+            raise CheckpointError(f"{path}: cannot rebuild the compressed network it holds ({error_reason(e)})") \
+                from None
     else:
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as e:  # names and shapes were checked; what is left is a tensor's type
+            raise CheckpointError(f"{path}: cannot load its weights ({error_reason(e)})") from None
     name = path.parent.name if path.name in ("best.pt", "last.pt", "compressed.pt") else path.stem
     return LoadedModel(model, None, _shape(getattr(model, "config", None)), name, kind,
-                       registry_name=spec.get("name"), state=state, path=path)
+                       registry_name=reg_name if isinstance(reg_name, str) else None, state=state, path=path)

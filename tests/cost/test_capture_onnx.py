@@ -102,3 +102,54 @@ def test_hand_built_graph_closed_forms(tmp_path):
     assert by["interp"].cost.flops == 8 * 4 * 8 * 8  # bilinear: 8 FLOPs per output element
     assert by["softmax"].cost.flops == 5 * 10
     assert p.total.params == 4 * 27 + 4 + 640  # Resize's float scales steer the op: not parameters
+
+
+def _small_model():
+    """Conv, then Resize: a graph built with onnx.helper, for the refusals below."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((2, 1, 3, 3), np.float32), "w")
+    b = numpy_helper.from_array(np.zeros((2,), np.float32), "b")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="/conv/Conv"),
+             helper.make_node("Resize", ["c", "", "scales"], ["y"], mode="nearest", name="/up/Resize")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])], [w, b, scales])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_refusals_fuzzing_found(tmp_path):
+    """Each was a bare exception from deep inside: a name that is not UTF-8 (protobuf hands over bytes), an
+    initializer with more data than its dims hold (the checker only checks for too little), a Resize mode that is
+    not UTF-8, and a non-positive --input."""
+    import onnx
+
+    path = tmp_path / "m.onnx"
+    onnx.save(_small_model(), str(path))
+    assert capture_onnx(path).nodes  # the unmutated model captures
+    raw = path.read_bytes()
+    path.write_bytes(raw.replace(b"/conv/Conv", b"/conv/C\xffnv"))
+    with pytest.raises(OnnxError, match=r"m\.onnx: a name \(node 0\) is not valid UTF-8 text: b'/conv/C\\xffnv'"):
+        capture_onnx(path)
+    path.write_bytes(raw.replace(b"nearest", b"neares\xff"))
+    with pytest.raises(OnnxError, match=r"m\.onnx: node '/up/Resize' \(Resize\) has mode 'neares\ufffd'; ONNX knows "
+                                        r"nearest, linear and cubic"):
+        capture_onnx(path)
+    m = _small_model()
+    m.graph.initializer[1].dims[0] = 1  # b holds 2 floats
+    onnx.save(m, str(path))
+    with pytest.raises(OnnxError, match=r"m\.onnx: initializer 'b' holds data that does not fit its dims \[1\]"):
+        capture_onnx(path)
+    onnx.save(_small_model(), str(path))
+    with pytest.raises(OnnxError, match=r"m\.onnx: --input \[1, 1, 0, 4\] must be positive whole numbers"):
+        capture_onnx(path, input_shape=(1, 1, 0, 4))
+
+
+def test_an_exception_without_a_message_is_no_crash():
+    """``str(e).splitlines()[0]`` on an empty message was an IndexError inside the error handler."""
+    from chipfit.cost._capture_onnx import _first_line
+
+    assert _first_line(RuntimeError()) == "RuntimeError"
+    assert _first_line(ValueError("\n\n  first\nsecond")) == "ValueError: first"
+    assert len(_first_line(ValueError("x" * 1000))) == 200

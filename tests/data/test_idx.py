@@ -112,3 +112,36 @@ def test_class_folder_tree(tmp_path):
     (tmp_path / "train" / "cat" / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.png: not a readable image"):
         load_folder(tmp_path)
+
+
+def test_a_corrupt_deflate_stream_is_an_idx_error(tmp_path):
+    """A damaged compressed block raises zlib.error, which is neither an OSError nor an EOFError (fuzzing found it)."""
+    data = bytearray(gzip.compress(bytes(range(256)) * 4, mtime=0))
+    data[10] = 0xFF  # the first deflate block's header: an invalid block type
+    path = tmp_path / "x.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(IdxError, match=r"x\.gz: cannot decompress \(Error -3 .*invalid block type\); the file is "
+                                       r"truncated or corrupt"):
+        read_idx(path)
+
+
+def test_dimensions_whose_product_overflows_64_bits(tmp_path):
+    """Four dimensions of 65536 need 2^64 bytes: numpy's int64 product wrapped to 0 and matched an empty body."""
+    path = tmp_path / "x"
+    path.write_bytes(bytes([0, 0, 0x08, 4]) + (65536).to_bytes(4, "big") * 4)
+    with pytest.raises(IdxError, match=r"header says 65536 x 65536 x 65536 x 65536 \(18446744073709551616 data "
+                                       r"bytes\) but the file holds 0: truncated"):
+        read_idx(path)
+
+
+def test_fashion_files_of_another_type_or_empty_or_with_bad_labels_name_the_file(tmp_path):
+    root = _fake_fashion(tmp_path / "fm")
+    good = {k: (root / f).read_bytes() for k, f in FASHION_FILES.items()}
+    cases = [("train_images", np.zeros((200, 28, 28), ">f4"), r"train-images-idx3-ubyte\.gz: holds float32 data"),
+             ("test_labels", np.zeros(0, np.uint8), r"t10k-labels-idx1-ubyte\.gz: holds no data"),
+             ("test_labels", np.full(50, 10, np.uint8), r"t10k-labels-idx1-ubyte\.gz: label 10 outside 0\.\.9")]
+    for key, array, pattern in cases:
+        write_idx(root / FASHION_FILES[key], array)
+        with pytest.raises(IdxError, match=pattern):
+            load_fashion_mnist(root=root)
+        (root / FASHION_FILES[key]).write_bytes(good[key])

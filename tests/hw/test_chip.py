@@ -366,3 +366,69 @@ def test_a_user_file_must_carry_its_own_name(tmp_path, monkeypatch):
     path = _write(tmp_path / "hw", _good(), name="edge.yaml")
     with pytest.raises(ValueError, match=rf"^{path}: field 'name' is 'mychip' but the file is named edge\.yaml"):
         load_chip("edge")
+
+
+SCALESIM_USER = """[run_presets]
+InterfaceBandwidth: USER
+
+[architecture_presets]
+ArrayHeight: 4
+ArrayWidth: 3
+IfmapSramSzkB: 1
+FilterSramSzkB: 1
+OfmapSramSzkB: 1
+Dataflow: ws
+Bandwidth: {bw}
+"""
+
+
+@pytest.mark.parametrize("bw", ["-4", "0", "0.0", "nan", "inf", "-inf", "1e400", "", "fast", "10,-1"])
+def test_scalesim_bandwidth_must_be_a_positive_finite_number(tmp_path, bw):
+    """Negative Bandwidth gave negative cycles, 0 a ZeroDivisionError in the simulator, NaN and inf an unclear
+    message: all are refused, naming the file and the field, by the parser and by load_chip."""
+    from chipfit.hw.array import parse_scalesim_cfg
+
+    path = tmp_path / "user.cfg"
+    path.write_text(SCALESIM_USER.format(bw=bw))
+    pattern = (rf"^{path}: field 'Bandwidth' must be a positive finite number of words per cycle \(e\.g\. 10; a list "
+               r"such as 10,20 takes the smallest\), got '")
+    with pytest.raises(ValueError, match=pattern):
+        parse_scalesim_cfg(path)
+    with pytest.raises(ValueError, match=pattern):
+        load_chip(path)
+
+
+@pytest.mark.parametrize("bw,per_cycle", [("16", 16), ("0.5", 0.5), ("10, 20", 10)])
+def test_scalesim_bandwidth_that_parses(tmp_path, bw, per_cycle):
+    from chipfit.hw.array import parse_scalesim_cfg
+
+    path = tmp_path / "user.cfg"
+    path.write_text(SCALESIM_USER.format(bw=bw))
+    assert parse_scalesim_cfg(path).dram_bytes_per_cycle == per_cycle
+
+
+@pytest.mark.parametrize(
+    "text,pattern",
+    [
+        ("ArrayHeight: 4\n[a]\n", r"not a SCALE-Sim config: line 1: 'ArrayHeight: 4' comes before any \[section\] "
+                                   r"header$"),
+        ("[a]\nx: 1\njunk\nmore junk\n", r"not a SCALE-Sim config: line 3: cannot parse 'junk\\n' \(and 1 more "
+                                          r"lines\); lines are '\[section\]' or 'Key: value'$"),
+        ("[a]\nx: 1\nX: 2\n", r"not a SCALE-Sim config: line 3: field 'x' appears twice in section \[a\]$"),
+        ("[a]\n[a]\n", r"not a SCALE-Sim config: line 2: section \[a\] appears twice$"),
+        (SCALESIM_USER.format(bw=10).replace("ArrayWidth: 3", "ArrayWidth: 3%"),
+         r"field 'ArrayWidth' must be a positive integer, got '3%'$"),
+        (SCALESIM_USER.format(bw=10).replace("ArrayWidth: 3", f"ArrayWidth: {'9' * 400}"),
+         r"field 'ArrayWidth' must be a positive integer, got '9{56}\.\.\. \(at most 2147483647\)$"),
+    ],
+)
+def test_scalesim_cfg_structure_errors_are_one_line(tmp_path, text, pattern):
+    """configparser's messages span several lines, and a '%' in a value was an interpolation error raised late,
+    outside the parser's handler."""
+    from chipfit.hw.array import parse_scalesim_cfg
+
+    path = tmp_path / "bad.cfg"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=pattern) as e:
+        parse_scalesim_cfg(path)
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)

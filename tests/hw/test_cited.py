@@ -41,3 +41,31 @@ def test_read_yaml_rejects_duplicate_keys_and_names_the_file(tmp_path):
         read_yaml(p)
     with pytest.raises(ValueError, match=r"cannot read the target file"):
         read_yaml(tmp_path / "missing.yaml", "target file")
+
+
+def test_yaml_problems_fuzzing_found_are_one_line_errors(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("name: a\npeak: b\x00c\n")  # a NUL: PyYAML's reader error spans two lines and has no mark
+    with pytest.raises(ValueError, match=r"^.*x\.yaml: not valid YAML \(line 2, column 8\): character U\+0000 is not "
+                                         r"allowed$"):
+        read_yaml(p)
+    p.write_text("? [a, b]\n: 1\n")  # a list as a key: the duplicate check hashed it, a TypeError
+    with pytest.raises(ValueError, match=r"x\.yaml: not valid YAML \(line 1, column 3\): a list cannot be a key"):
+        read_yaml(p)
+    p.write_text("a: " + "[" * 1500 + "]" * 1500 + "\n")
+    with pytest.raises(ValueError, match=r"x\.yaml: not valid YAML") as e:
+        read_yaml(p)
+    assert "\n" not in str(e.value)
+
+
+def test_huge_integers_and_long_values_give_short_messages():
+    r = Reader("f.yaml")
+    with pytest.raises(ValueError, match=r"field 'rows\.value' must be a positive number, finite \(at most 1\.8e\+308"
+                                         r"\), got int 1000"):
+        r.number("rows", {"value": 10**400, "source": "x"})  # math.isfinite(10**400) raised OverflowError
+    with pytest.raises(ValueError, match=r"field 'rows' is a bare value \('x{56}\.\.\.\) without a source") as e:
+        r.number("rows", "x" * 5000)
+    assert len(str(e.value)) < 300
+    with pytest.raises(ValueError, match=r"unknown field 'y{37}\.\.\.'") as e:
+        r.check_fields({"y" * 5000: 1}, {"rows": (False, "x")})
+    assert len(str(e.value)) < 300

@@ -27,7 +27,8 @@ import torch.nn as nn
 from chipfit.compress.checkpoint import save_compressed
 from chipfit.compress.config import CompressConfig
 from chipfit.compress.measure import accuracy, measure
-from chipfit.train.engine import TrainConfig, TrainHooks, fit
+from chipfit.train.config import TrainConfig
+from chipfit.train.engine import TrainHooks, fit
 
 TEACHER_NEEDED = "distillation needs the teacher network: pass teacher=... (chipfit.load.load_model(path).module)"
 

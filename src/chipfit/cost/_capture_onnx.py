@@ -9,6 +9,7 @@ their outputs, so they count as copies.
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,11 +72,14 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
-    except Exception as e:
-        raise OnnxError(f"{path} is not a valid ONNX model: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # protobuf's DecodeError, onnx's ValidationError and others: all say the file is bad
+        raise OnnxError(f"{path} is not a valid ONNX model: {_first_line(e)}") from e
     graph = model.graph
+    _check_text(model, path)
     init_names = {i.name for i in graph.initializer}
     real_inputs = [i for i in graph.input if i.name not in init_names]
+    if input_shape is not None and not all(isinstance(v, numbers.Integral) and v > 0 for v in input_shape):
+        raise OnnxError(f"{path}: --input {list(input_shape)} must be positive whole numbers")
     if input_shape is not None and real_inputs:
         dims = real_inputs[0].type.tensor_type.shape.dim
         if len(dims) != len(input_shape):
@@ -90,7 +94,7 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
     try:
         model = shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:
-        raise OnnxError(f"{path}: shape inference failed: {str(e).splitlines()[0]}") from e
+        raise OnnxError(f"{path}: shape inference failed: {_first_line(e)}") from e
     graph = model.graph
 
     info: dict[str, tuple[tuple[int, ...] | None, int]] = {}
@@ -127,8 +131,15 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
     for init in graph.initializer:
         make(init.name, "weight" if init.data_type in _FLOAT_TYPES else "const")
     inputs = [make(i.name, "input") for i in real_inputs]
-    params = sum(numpy_helper.to_array(i).size for i in graph.initializer
-                 if i.data_type in _FLOAT_TYPES and i.name not in control)
+    params = 0
+    for init in graph.initializer:
+        try:
+            size = numpy_helper.to_array(init).size
+        except ValueError:  # the checker leaves raw data that does not fill the dims alone
+            raise OnnxError(f"{path}: initializer {init.name!r} holds data that does not fit its dims "
+                            f"{list(init.dims)}") from None
+        if init.data_type in _FLOAT_TYPES and init.name not in control:
+            params += size
 
     nodes: list[OpNode] = []
     for node in graph.node:
@@ -151,7 +162,7 @@ def capture_onnx(path: str | Path, input_shape: Sequence[int] | None = None) -> 
         outs = [make(o, "act", buffer=ins[0].buffer if is_view and ins else None) for o in node.output if o]
         module = _module_of(node)
         op = OpNode(len(nodes), node.op_type, kind or node.op_type, "", module, node.name, ins, outs)
-        _cost(op, node.op_type, attrs, len(node.input))
+        _cost(op, node.op_type, attrs, len(node.input), path)
         nodes.append(op)
     outputs = [refs[o.name] for o in graph.output if o.name in refs]
     return Graph(nodes, inputs, outputs, "onnx", path.stem, int(params), "onnx")
@@ -186,12 +197,35 @@ def _shapes_by_running(model, names: list[str], path: Path) -> dict[str, tuple[t
         values = sess.run(names, feeds)
     except Exception as e:
         raise OnnxError(f"{path}: shapes of {len(names)} tensors are data-dependent and running the model in ONNX "
-                        f"Runtime to find them failed: {str(e).splitlines()[0]}") from e
+                        f"Runtime to find them failed: {_first_line(e)}") from e
     out = {}
     for n, v in zip(names, values, strict=True):
         v = np.asarray(v)
         out[n] = (tuple(int(d) for d in v.shape), onnx.helper.np_dtype_to_tensor_dtype(v.dtype))
     return out
+
+
+def _first_line(e: BaseException, most: int = 200) -> str:
+    """``Type: first line of the message``, cut to ``most`` characters (some messages are empty, some span pages)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def _check_text(model, path: Path) -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as bytes, which no string operation takes."""
+    g = model.graph
+    named = [("graph input", v.name) for v in g.input] + [("graph output", v.name) for v in g.output]
+    named += [("value info", v.name) for v in g.value_info] + [("initializer", i.name) for i in g.initializer]
+    for i, node in enumerate(g.node):
+        where = f"node {i}"
+        named += [(where, node.name), (f"{where} op type", node.op_type), (f"{where} domain", node.domain)]
+        named += [(f"{where} input", t) for t in node.input] + [(f"{where} output", t) for t in node.output]
+        named += [(f"{where} attribute", a.name) for a in node.attribute]
+        named += [(f"{where} metadata", t) for p in node.metadata_props for t in (p.key, p.value)]
+    for what, text in named:
+        if not isinstance(text, str):
+            raise OnnxError(f"{path}: a name ({what}) is not valid UTF-8 text: {text[:40]!r}")
 
 
 def _module_of(node) -> str:
@@ -210,7 +244,7 @@ def _module_of(node) -> str:
     return module
 
 
-def _cost(op: OpNode, op_type: str, attrs: dict, n_inputs: int) -> None:
+def _cost(op: OpNode, op_type: str, attrs: dict, n_inputs: int, path: Path) -> None:
     kind = op.kind
     ins = [t.shape for t in op.inputs]
     a: dict = {}
@@ -232,7 +266,10 @@ def _cost(op: OpNode, op_type: str, attrs: dict, n_inputs: int) -> None:
             a = {"kernel": tuple(attrs.get("kernel_shape", (1,)))}
     elif kind == "interp":
         mode = attrs.get("mode", b"nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        mode = mode.decode("utf-8", "replace") if isinstance(mode, bytes) else str(mode)
+        if mode not in ("nearest", "linear", "cubic"):
+            raise OnnxError(f"{path}: node {op.module_type!r} ({op_type}) has mode {mode[:40]!r}; ONNX knows nearest, "
+                            "linear and cubic")
         ndim = len(op.outputs[0].shape) - 2
         a = {"mode": {"linear": {1: "linear", 2: "bilinear", 3: "trilinear"}.get(ndim, "bilinear"),
                       "cubic": "bicubic"}.get(mode, "nearest")}

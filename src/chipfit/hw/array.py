@@ -33,12 +33,21 @@ importing its module, which imports this one.
 from __future__ import annotations
 
 import configparser
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chipfit.hw.cited import ENERGY_FORM, HOROWITZ_45NM, HOROWITZ_SOURCES, EnergyTable, Reader, read_energy
+from chipfit.hw.cited import (
+    ENERGY_FORM,
+    HOROWITZ_45NM,
+    HOROWITZ_SOURCES,
+    EnergyTable,
+    Reader,
+    _show,
+    read_energy,
+)
 
 DATAFLOWS = ("ws", "os", "is")
 SPARSITY_KINDS = ("nm", "unstructured")
@@ -294,16 +303,40 @@ def _is_old_arch(data: Any) -> bool:
 # --- SCALE-Sim .cfg ----------------------------------------------------------------------------------------------
 
 _CFG_SOURCE = "SCALE-Sim config"
+_CFG_MAX_INT = 2**31 - 1  # SCALE-Sim reads these as 32-bit integers
+
+
+def _cfg_problem(e: configparser.Error) -> str:
+    """What is wrong with the file's structure, on one line (configparser's own messages span several)."""
+    if isinstance(e, configparser.MissingSectionHeaderError):
+        return f"line {e.lineno}: {_show(e.line.rstrip())} comes before any [section] header"
+    if isinstance(e, configparser.ParsingError):
+        lineno, line = e.errors[0]
+        more = f" (and {len(e.errors) - 1} more lines)" if len(e.errors) > 1 else ""
+        return f"line {lineno}: cannot parse {line[:40]}{more}; lines are '[section]' or 'Key: value'"
+    if isinstance(e, configparser.DuplicateOptionError):
+        return f"line {e.lineno}: field {_show(e.option)} appears twice in section [{e.section[:40]}]"
+    if isinstance(e, configparser.DuplicateSectionError):
+        return f"line {e.lineno}: section [{e.section[:40]}] appears twice"
+    return str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
 
 
 def parse_scalesim_cfg(path: str | Path) -> Arch:
-    """An :class:`Arch` from a SCALE-Sim ``.cfg`` file, with SCALE-Sim's conventions (see the module docstring)."""
+    """An :class:`Arch` from a SCALE-Sim ``.cfg`` file, with SCALE-Sim's conventions (see the module docstring).
+
+    Raises:
+        ValueError: one line naming the file and the field (or the line, for a file configparser cannot read): sizes
+            must be positive integers below 2^31, ``Bandwidth`` (USER mode) a positive finite number of words per
+            cycle.
+    """
     path = Path(path)
-    cp = configparser.ConfigParser()
+    cp = configparser.ConfigParser(interpolation=None)  # SCALE-Sim's values are literal: a '%' is no substitution
     try:
         cp.read_string(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, configparser.Error) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot read the SCALE-Sim config: {e}") from None
+    except configparser.Error as e:
+        raise ValueError(f"{path}: not a SCALE-Sim config: {_cfg_problem(e)}") from None
     sec = "architecture_presets"
     if not cp.has_section(sec):
         raise ValueError(f"{path}: missing section [{sec}] (ArrayHeight, ArrayWidth, IfmapSramSzkB, FilterSramSzkB, "
@@ -319,16 +352,17 @@ def parse_scalesim_cfg(path: str | Path) -> Arch:
         try:
             v = int(text)
         except ValueError:
-            raise ValueError(f"{path}: field '{key}' must be a positive integer, got {text!r}") from None
-        if v <= 0:
-            raise ValueError(f"{path}: field '{key}' must be a positive integer, got {v}")
+            v = 0
+        if not 0 < v <= _CFG_MAX_INT:
+            limit = f" (at most {_CFG_MAX_INT})" if v > _CFG_MAX_INT else ""
+            raise ValueError(f"{path}: field '{key}' must be a positive integer, got {_show(text)}{limit}")
         return v
 
     rows, cols = integer("ArrayHeight"), integer("ArrayWidth")
     kb = {k: integer(f"{k}SramSzkB") for k in ("Ifmap", "Filter", "Ofmap")}
     dataflow = get("Dataflow")
     if dataflow not in DATAFLOWS:
-        raise ValueError(f"{path}: field 'Dataflow' must be ws, os or is, got {dataflow!r}")
+        raise ValueError(f"{path}: field 'Dataflow' must be ws, os or is, got {_show(dataflow)}")
     mode = cp.get("run_presets", "InterfaceBandwidth", fallback="CALC").strip()
     clock = 1e9
     if mode == "USER":
@@ -336,13 +370,17 @@ def parse_scalesim_cfg(path: str | Path) -> Arch:
         try:
             words = min(float(x) for x in text.split(","))
         except ValueError:
-            raise ValueError(f"{path}: field 'Bandwidth' must be words per cycle (e.g. 10), got {text!r}") from None
+            words = math.nan
+        # zero would divide by zero in the simulator and a negative one give negative cycles
+        if not (words > 0 and math.isfinite(words * clock)):
+            raise ValueError(f"{path}: field 'Bandwidth' must be a positive finite number of words per cycle "
+                             f"(e.g. 10; a list such as 10,20 takes the smallest), got {_show(text)}")
         dram = words * clock
         dram_src = f"{_CFG_SOURCE}: Bandwidth {text} words/cycle (USER mode), 1-byte words"
     elif mode == "CALC":
         dram, dram_src = None, f"{_CFG_SOURCE}: CALC mode, bandwidth not a limit (SCALE-Sim reports no stalls)"
     else:
-        raise ValueError(f"{path}: field 'InterfaceBandwidth' must be CALC or USER, got {mode!r}")
+        raise ValueError(f"{path}: field 'InterfaceBandwidth' must be CALC or USER, got {_show(mode)}")
     sources = {"rows": f"{_CFG_SOURCE}: ArrayHeight", "cols": f"{_CFG_SOURCE}: ArrayWidth",
                "dataflow": f"{_CFG_SOURCE}: Dataflow", "dram_bandwidth_bytes_per_s": dram_src,
                "word_bits": "SCALE-Sim convention: 1-byte words",

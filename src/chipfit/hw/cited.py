@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,15 @@ assert set(HOROWITZ_SOURCES) == {f"mac_pj.{d}" for d in HOROWITZ_45NM.mac_pj} | 
 
 
 def _show(v: Any) -> str:
+    """A value as a message shows it: its repr, cut to 60 characters."""
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(key: Any) -> str:
+    """A mapping key as a message names it, cut to 40 characters (a broken file can make a whole line a key)."""
+    text = str(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def hint(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -118,8 +126,8 @@ class Reader:
         """
         for key in data:
             if key not in fields:
-                raise ValueError(f"{self.where}: unknown field '{self.prefix}{key}'{hint(str(key), list(fields))}; "
-                                 f"fields are {', '.join(fields)}")
+                raise ValueError(f"{self.where}: unknown field '{self.prefix}{_key(key)}'"
+                                 f"{hint(str(key), list(fields))}; fields are {', '.join(fields)}")
         for key, (required, expected) in fields.items():
             if required and key not in data:
                 raise ValueError(f"{self.where}: missing required field '{self.prefix}{key}': it must be {expected}")
@@ -129,13 +137,13 @@ class Reader:
         full = self.prefix + path
         if not isinstance(raw, dict):
             if isinstance(raw, (int, float, str, bool)):
-                shown = str(raw).lower() if isinstance(raw, bool) else raw
+                shown = str(raw).lower() if isinstance(raw, bool) else _show(raw).strip("'\"")
                 raise ValueError(
-                    f"{self.where}: field '{full}' is a bare value ({raw!r}) without a source; it must be "
+                    f"{self.where}: field '{full}' is a bare value ({_show(raw)}) without a source; it must be "
                     f"{{value: {what}, source: <text>}}: add where it comes from, e.g. "
                     f"{full.rsplit('.', 1)[-1]}: {{value: {shown}, source: \"assumption: why\"}}")
             raise self.error(path, f"{{value: {what}, source: <text>}}", raw)
-        unknown = [str(k) for k in raw if k not in ("value", "source")]
+        unknown = [_key(k) for k in raw if k not in ("value", "source")]
         if unknown:
             raise ValueError(f"{self.where}: field '{full}' has unknown key {unknown[0]!r}"
                              f"{hint(unknown[0], ('value', 'source'))}; it must be "
@@ -166,6 +174,8 @@ class Reader:
                 raise self.error(f"{path}.value", f"{what} (a float such as 1.5e12)", raw["value"]) from None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.error(f"{path}.value", f"{what} (a float such as 1.5e12)", v)
+        if isinstance(v, int) and abs(v) > sys.float_info.max:  # YAML reads 1 followed by 400 zeros as an int
+            raise self.error(f"{path}.value", f"{what}, finite (at most {sys.float_info.max:.3g})", v)
         if not math.isfinite(v):
             raise self.error(f"{path}.value", f"{what}, finite", v)
         if (positive and v <= 0) or v < 0 or (at_most is not None and v > at_most):
@@ -206,7 +216,7 @@ class Reader:
         out = {}
         for d, v in raw.items():
             if d not in allowed:
-                raise ValueError(f"{self.where}: field '{self.prefix}{path}' has unknown dtype {d!r}"
+                raise ValueError(f"{self.where}: field '{self.prefix}{path}' has unknown dtype {_key(d)!r}"
                                  f"{hint(str(d), allowed)}; dtypes are {', '.join(allowed)}")
             out[d] = self.number(f"{path}.{d}", v)
         return out
@@ -228,7 +238,7 @@ def read_energy(r: Reader, raw: Any, base: EnergyTable = HOROWITZ_45NM,
         raise r.error("energy", ENERGY_FORM, raw)
     for key in raw:
         if key not in ENERGY_FIELDS:
-            raise ValueError(f"{r.where}: field '{r.prefix}energy' has unknown key {key!r}"
+            raise ValueError(f"{r.where}: field '{r.prefix}energy' has unknown key {_key(key)!r}"
                              f"{hint(str(key), ENERGY_FIELDS)}; keys are {', '.join(ENERGY_FIELDS)}")
     for k, src in (base_sources or {}).items():
         r.sources[f"energy.{k}"] = src
@@ -261,6 +271,11 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:  # a list or mapping as a key ("? [a, b]")
+            raise yaml.constructor.ConstructorError(None, None, f"a {type(key).__name__} cannot be a key",
+                                                    key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
                                                     key_node.start_mark)
@@ -284,8 +299,17 @@ def read_yaml(path: Path, what: str = "chip profile") -> Any:
         raise ValueError(f"{path}: cannot read the {what}: {e}") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.reader.ReaderError as e:  # a character YAML forbids (a NUL, a control code): no mark, a position
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+        raise ValueError(f"{path}: not valid YAML (line {line}, column {column}): character {char} is not "
+                         "allowed") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ValueError(f"{path}: not valid YAML{at}: {problem}") from None
+        problem = " ".join(problem.split())  # one line: PyYAML's problems may span several
+        raise ValueError(f"{path}: not valid YAML{at}: {problem[:200]}") from None
+    except RecursionError:  # brackets nested thousands deep
+        raise ValueError(f"{path}: not valid YAML: nested too deeply to read") from None

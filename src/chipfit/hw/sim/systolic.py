@@ -43,10 +43,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from chipfit.hw.sim.workload import SimLayer
+
+if TYPE_CHECKING:  # numpy loads only when grouped layers are tiled: a dense topology answers without it
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ def block_diagonal_tiles(groups: int, a: int, b: int, rows: int, cols: int) -> i
     n = math.ceil(groups * a / rows)
     if n > MAX_TILES_COUNTED:
         return _tiles_by_period(groups, a, b, rows, cols)
+    import numpy as np
+
     tiles = np.arange(n, dtype=np.int64)
     first = tiles * rows
     last = np.minimum(first + rows, groups * a) - 1
@@ -153,6 +157,8 @@ def block_diagonal_tiles(groups: int, a: int, b: int, rows: int, cols: int) -> i
 def _tiles_by_period(groups: int, a: int, b: int, rows: int, cols: int) -> int:
     """:func:`block_diagonal_tiles` for many row tiles, from one period of the pattern (at most Ra x Ca tiles or
     groups), so the cost does not grow with the matrix."""
+    import numpy as np
+
     n = math.ceil(groups * a / rows)
     if a < rows:
         # A row tile holds parts of several groups. After t1 tiles the tile edges fall on the same place in a block
@@ -191,6 +197,8 @@ def _tiles_by_period(groups: int, a: int, b: int, rows: int, cols: int) -> int:
 def _chunked(f: Callable[[np.ndarray], int], count: int, big: int, chunk: int = 1 << 20) -> int:
     """sum(f(i) for i in range(count)), ``f`` taking an array of indices, in arrays of at most ``chunk``; ``big``
     bounds the products ``f`` forms (beyond int64 the arrays hold Python integers)."""
+    import numpy as np
+
     dtype = np.int64 if big < 1 << 62 else object
     return sum(f(np.arange(i, min(count, i + chunk)).astype(dtype)) for i in range(0, count, chunk))
 

@@ -15,6 +15,12 @@ from chipfit.hw.sim.workload import SimLayer
 CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
                 "Num Filter", "Strides")
 GEMM_COLUMNS = ("Layer", "M", "N", "K")
+MAX_DIM = 2**31 - 1  # SCALE-Sim's own dimensions are 32-bit integers; larger is a typo, not a layer
+
+
+def _show(cell: str, most: int = 40) -> str:
+    text = repr(cell)
+    return text if len(text) <= most else text[:most - 4] + "...'"
 
 
 def scalesim_out(size: int, filt: int, stride: int) -> int:
@@ -50,7 +56,7 @@ def read_topology(path: str | Path) -> list[SimLayer]:
         if cells and cells[-1] == "":
             cells = cells[:-1]  # SCALE-Sim ends every row with a comma
         name = cells[0] if cells else ""
-        where = f"{path}: row {lineno}" + (f" (layer {name!r})" if name else "")
+        where = f"{path}: row {lineno}" + (f" (layer {_show(name)})" if name else "")
         if len(cells) < len(columns):
             missing = ", ".join(columns[len(cells):])
             raise ValueError(f"{where}: expected {len(columns)} columns ({', '.join(columns)}), found {len(cells)}; "
@@ -60,9 +66,11 @@ def read_topology(path: str | Path) -> list[SimLayer]:
             try:
                 v = int(cell)
             except ValueError:
-                raise ValueError(f"{where}, column '{col}': {cell!r} is not a whole number") from None
-            if v <= 0:
-                raise ValueError(f"{where}, column '{col}': must be positive, got {v}")
+                raise ValueError(f"{where}, column '{col}': {_show(cell)} is not a whole number") from None
+            if not 0 < v <= MAX_DIM:
+                got = v if abs(v) <= MAX_DIM else _show(cell)
+                raise ValueError(f"{where}, column '{col}': must be a positive whole number up to {MAX_DIM}, "
+                                 f"got {got}")
             vals.append(v)
         sparsity = _sparsity_cell(cells[len(columns)], where) if len(cells) > len(columns) else None
         if gemm:
@@ -87,6 +95,8 @@ def _sparsity_cell(cell: str, where: str) -> str | None:
     if not cell:
         return None
     parts = cell.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 < int(parts[0]) <= int(parts[1]):
-        raise ValueError(f"{where}, column 'Sparsity': {cell!r} is not an N:M ratio such as 2:4")
+    # isdecimal, not isdigit: int() refuses superscripts such as '²', which isdigit accepts
+    if len(parts) != 2 or not all(p.strip().isdecimal() and len(p.strip()) <= 6 for p in parts) or \
+            not 0 < int(parts[0]) <= int(parts[1]):
+        raise ValueError(f"{where}, column 'Sparsity': {_show(cell)} is not an N:M ratio such as 2:4")
     return None if parts[0].strip() == parts[1].strip() else f"{int(parts[0])}:{int(parts[1])}"
