@@ -124,12 +124,7 @@ class Profile:
 
     def by_module(self, depth: int | None = None, fused: bool | None = None) -> dict[str, Cost]:
         """Costs summed per module; ``depth`` truncates module names to that many dotted parts."""
-
-        def key(layer: Layer) -> str:
-            name = layer.module or "<root>"
-            return ".".join(name.split(".")[:depth]) if depth else name
-
-        return _group(self._mode_layers(fused), key)
+        return _group(self._mode_layers(fused), lambda layer: module_key(layer, depth))
 
     @property
     def op_count(self) -> int:
@@ -220,6 +215,12 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, float) and o != o:  # NaN
         return None
     return str(o)
+
+
+def module_key(layer: Layer, depth: int | None = None) -> str:
+    """The module a layer counts under in :meth:`Profile.by_module`: its name cut to ``depth`` dotted parts."""
+    name = layer.module or "<root>"
+    return ".".join(name.split(".")[:depth]) if depth else name
 
 
 def _group(layers: list[Layer], key: Callable[[Layer], str]) -> dict[str, Cost]:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from chipfit.cost.profile import Profile
+from chipfit.cost.profile import Profile, module_key
 
 
 def si(x: float, unit: str = "") -> str:
@@ -66,9 +66,7 @@ def print_profile(profile: Profile, console: Console, by: str = "layer", top: in
             t.add_row(*cells)
     else:
         def key(lay) -> str:
-            if by == "op":
-                return lay.op_type
-            return ".".join((lay.module or "<root>").split(".")[:2])
+            return lay.op_type if by == "op" else module_key(lay, 2)
 
         groups = profile.by_module(depth=2) if by == "module" else profile.by_op_type()
         latency: dict[str, float] = {}
