@@ -3,14 +3,23 @@ measured there.
 
 ``onnx`` writes and checks a file (:func:`export_onnx`, :func:`export_float`), ``qdq`` the quantized form and ONNX
 Runtime's own post-training quantization for comparison, ``ort`` measures latency (:func:`ort_latency`), and
-``compressed`` completes what ``chipfit compress`` leaves in its folder (:func:`export_compressed`). ONNX Runtime is
-imported only when a file is run.
+``compressed`` completes what ``chipfit compress`` leaves in its folder (:func:`export_compressed`). ``measure``
+times a file by a benchmark protocol (fresh processes, warm-up, raw samples, load checks) in ONNX Runtime, OpenVINO,
+PyTorch or a user's own benchmark command (``remote``: :func:`run_remote`), as a :class:`Measurement`. ``openvino``
+converts a file for OpenVINO and checks it (:func:`to_openvino`, :func:`openvino_check`), and ``bundle`` writes a
+deploy folder, exported, checked, converted and measured, with its manifest (:func:`deploy_model`: ``chipfit
+deploy``). ONNX Runtime and OpenVINO are imported only when a file is run or converted.
 """
 
+from chipfit.deploy.bundle import deploy_model
 from chipfit.deploy.compressed import export_compressed
+from chipfit.deploy.measure import Measurement, measure
 from chipfit.deploy.onnx import export_float, export_onnx, max_abs_diff, onnx_format
+from chipfit.deploy.openvino import openvino_check, to_openvino
 from chipfit.deploy.ort import ort_latency
 from chipfit.deploy.qdq import export_qdq, ort_quantize_static, verify_qdq
+from chipfit.deploy.remote import run_remote
 
-__all__ = ["export_compressed", "export_float", "export_onnx", "export_qdq", "max_abs_diff", "onnx_format",
-           "ort_latency", "ort_quantize_static", "verify_qdq"]
+__all__ = ["Measurement", "deploy_model", "export_compressed", "export_float", "export_onnx", "export_qdq",
+           "max_abs_diff", "measure", "onnx_format", "openvino_check", "ort_latency", "ort_quantize_static",
+           "run_remote", "to_openvino", "verify_qdq"]

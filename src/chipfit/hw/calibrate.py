@@ -68,7 +68,8 @@ def measure_op_overhead(repeats: int) -> float:
     return _median_time(hundred_adds, repeats) / inner
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """This CPU's model name (``/proc/cpuinfo``), or what ``platform`` says where that is not readable."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -129,7 +130,7 @@ def calibrate(out: Path | None = None, quick: bool = False) -> Chip:
 
     sizes, mib, repeats = _QUICK if quick else _FULL
     threads = torch.get_num_threads()
-    cpu = _cpu_name()
+    cpu = cpu_name()
     console = Console(stderr=True)
     with console.status("measuring fp32 matmul throughput...") as status:
         by_size = {n: measure_matmul(n, repeats) for n in sizes}

@@ -1,0 +1,5 @@
+"""``python -m chipfit.cli ...`` (as torchrun starts it)."""
+
+from chipfit.cli import main
+
+main()

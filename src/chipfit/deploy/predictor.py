@@ -1,0 +1,335 @@
+"""A latency predictor trained on this machine: one regressor per kernel type, summed over a network's kernels.
+
+nn-Meter's method (MobiSys 2021), rebuilt: kernels are what the runtime executes (:mod:`chipfit.deploy.kernels`
+with the fusion rules read from the runtime, :mod:`chipfit.deploy.fusion`); each kernel type has a gradient-boosted
+regressor (LightGBM) of log latency on the kernel's cost features; a network's latency is the sum over its kernels
+plus a per-network correction fitted on whole networks measured here (the runtime's per-kernel dispatch, layout
+reorders between kernels). :func:`chipfit.deploy.build.build_predictor` trains one.
+
+A predictor is a folder: ``predictor.json`` (the machine, runtime, threads and fusion rules it was built with, the
+feature names, the correction, per-type sample counts and cross-validated error) and one LightGBM text model per
+kernel type under ``kernels/``. Nothing is unpickled. It refuses to predict for another CPU, runtime version or
+thread count, and it lists the kernels it has never seen instead of costing them 0 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chipfit.cost.profile import Profile
+from chipfit.deploy.kernels import FEATURES, FusionRules, Kernel, kernels, view_count
+from chipfit.hw.calibrate import cpu_name
+from chipfit.hw.estimate import Estimate
+
+FORMAT = 1
+_WB, _BR, _BW = FEATURES.index("weight_bytes"), FEATURES.index("bytes_read"), FEATURES.index("bytes_written")
+MIN_SAMPLES_GBM = 12  # fewer samples of a type: a per-element scale model instead of trees
+
+
+def runtime_version(runtime: str) -> str:
+    if runtime == "ort":
+        import onnxruntime
+
+        return onnxruntime.__version__
+    if runtime == "openvino":
+        try:
+            import openvino
+        except ImportError as e:
+            raise ValueError("OpenVINO is not installed: pip install 'chipfit[openvino]'") from e
+        return openvino.__version__
+    raise ValueError(f"unknown runtime {runtime!r}; predictors are built for ort or openvino")
+
+
+def l2_bytes() -> int:
+    """cpu0's L2 cache in bytes, from sysfs (1 MiB where it does not say)."""
+    try:
+        for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            if (idx / "level").read_text().strip() == "2":
+                size = (idx / "size").read_text().strip().upper()
+                return int(size.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
+    except (OSError, ValueError):
+        pass
+    return 2**20
+
+
+def environment(runtime: str, threads: int) -> dict[str, Any]:
+    """What a predictor is only valid for: the CPU, the runtime and its version, the thread count (and, for the
+    record, the L2 cache size that the whole-network correction uses)."""
+    return {"cpu": cpu_name(), "runtime": runtime, "runtime_version": runtime_version(runtime), "threads": threads,
+            "l2_bytes": l2_bytes()}
+
+
+def log_features(rows) -> Any:
+    import numpy as np
+
+    return np.log1p(np.asarray(rows, dtype=np.float64))
+
+
+# Kernel types a runtime's graph optimizer removes or merges (ONNX Runtime cancels transposes around layer norms and
+# folds multiplies and adds into convolutions), and the executed op types they show up as: the build counts these
+# in each training network's executed graph and fits, per kernel context, the share that survives.
+SURVIVAL_OPS = {"transpose": ("Transpose",), "eltwise.add": ("Add", "Sum"), "eltwise.mul": ("Mul",),
+                "reorder.in": ("ReorderInput",), "reorder.out": ("ReorderOutput",)}
+
+GROUPS = {"conv": "conv", "dwconv": "dwconv", "gemm": "matmul", "matmul": "matmul", "attention": "matmul",
+          "layer_norm": "norm", "batch_norm": "norm", "transpose": "data", "concat": "data", "split": "data",
+          "reorder.in": "layout", "reorder.out": "layout"}
+
+
+def group_of(kernel_type: str) -> str:
+    """The group whose whole-network scale applies to a kernel type: conv, dwconv, matmul, norm, data (transposes,
+    concats, splits, copies), layout (reorders), elementwise (activations, element-wise ops) or other (reductions,
+    pooling, ...)."""
+    if kernel_type in GROUPS:
+        return GROUPS[kernel_type]
+    head = kernel_type.split(".")[0]
+    return "elementwise" if head in ("act", "eltwise") else "data" if head == "copy" else "other"
+
+
+@dataclass
+class TypeModel:
+    """The regressor of one kernel type: LightGBM trees on log features -> log seconds, or, with few samples, a
+    scale model ``seconds = exp(log_scale) * (out_elems + macs / 8 + 1)``. ``cv_error`` is the 5-fold
+    cross-validated time-weighted error, sum |predicted - measured| / sum measured."""
+
+    type: str
+    samples: int
+    booster: Any = None
+    log_scale: float = 0.0
+    cv_error: float | None = None
+
+    def predict(self, rows) -> Any:
+        import numpy as np
+
+        x = np.asarray(rows, dtype=np.float64)
+        if self.booster is not None:
+            # one thread: the model text keeps the training parameters (num_threads 1); passing it again costs 0.1 ms
+            return np.exp(self.booster.predict(np.log1p(x)))
+        size = x[:, FEATURES.index("out_elems")] + x[:, FEATURES.index("macs")] / 8 + 1
+        return math.exp(self.log_scale) * size
+
+
+def fit_type(type_: str, rows, seconds, *, seed: int = 0, cv: bool = True) -> TypeModel:
+    """Fit the regressor of one kernel type on feature rows and measured seconds (5-fold CV error when asked);
+    times below 50 ns count as 50 ns (what is left of a kernel once the profiler's own cost is taken off)."""
+    import numpy as np
+
+    x = np.asarray(rows, dtype=np.float64)
+    y = np.log(np.maximum(np.asarray(seconds, dtype=np.float64), 5e-8))
+    if len(y) < MIN_SAMPLES_GBM:
+        size = x[:, FEATURES.index("out_elems")] + x[:, FEATURES.index("macs")] / 8 + 1
+        return TypeModel(type_, len(y), log_scale=float(np.mean(y - np.log(size))))
+    model = TypeModel(type_, len(y), booster=_train_gbm(np.log1p(x), y, seed))
+    if cv:
+        idx = np.random.default_rng(seed).permutation(len(y))
+        pred = np.empty(len(y))
+        for k in range(5):
+            test = idx[k::5]
+            train = np.setdiff1d(idx, test)
+            pred[test] = _train_gbm(np.log1p(x[train]), y[train], seed).predict(np.log1p(x[test]), num_threads=1)
+        # time-weighted: a network's latency is a sum, so a 1% error on a 1 ms conv outweighs 100% on a 0.1 us copy
+        t, p = np.exp(y), np.exp(pred)
+        model.cv_error = float(np.abs(p - t).sum() / t.sum())
+    return model
+
+
+def _train_gbm(x, y, seed: int):
+    import lightgbm as lgb
+
+    params = {"objective": "regression", "learning_rate": 0.08, "num_leaves": 15, "min_data_in_leaf": 3,
+              "min_data_in_bin": 1, "feature_fraction": 1.0, "lambda_l2": 1.0, "verbose": -1, "num_threads": 1,
+              "seed": seed, "deterministic": True}
+    rounds = int(min(200, max(60, 2 * len(y))))  # more trees barely help and slow every prediction
+    return lgb.train(params, lgb.Dataset(x, y, params={"verbose": -1}), num_boost_round=rounds)
+
+
+@dataclass
+class Prediction:
+    """A predicted latency and what it is made of.
+
+    Attributes:
+        latency_s: the network's predicted seconds (known kernels only when ``unknown`` is not empty).
+        kernel_s: the sum of the kernels' predictions before the whole-network correction.
+        kernels: (name, type, seconds) per kernel.
+        unknown: ``name (type)`` of the kernels no regressor covers: the latency leaves them out.
+        notes: what the reader should know.
+        group_s: the kernels' seconds summed per group (:func:`group_of`), before the correction.
+        weight_bytes, act_bytes: bytes of weights the known kernels read, and of activations they move.
+        spill_bytes: what the known kernels move beyond the L2 cache, summed kernel by kernel.
+    """
+
+    latency_s: float
+    kernel_s: float
+    kernels: list[tuple[str, str, float]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    group_s: dict[str, float] = field(default_factory=dict)
+    weight_bytes: float = 0.0
+    act_bytes: float = 0.0
+    spill_bytes: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.unknown
+
+    def estimate(self, target: str, model: str, precision: str = "fp32") -> Estimate:
+        notes = list(self.notes)
+        if self.unknown:
+            notes.append(f"{len(self.unknown)} kernels never seen by the predictor are left out (a lower bound): "
+                         + ", ".join(self.unknown[:8]) + (" ..." if len(self.unknown) > 8 else ""))
+        return Estimate(source="predicted", target=target, model=model, precision=precision, fused=True,
+                        latency_s=self.latency_s, energy_j=None, notes=tuple(notes),
+                        extra={"kernel_s": self.kernel_s, "kernels": len(self.kernels), "unknown": self.unknown})
+
+
+class Predictor:
+    """A trained predictor (see the module's text); :meth:`load` reads one, :meth:`predict` uses it."""
+
+    def __init__(self, manifest: dict[str, Any], models: dict[str, TypeModel]):
+        self.manifest = manifest
+        self.models = models
+        self.rules = FusionRules.from_dict(manifest["fusion"])
+        corr = manifest.get("correction", {})
+        self.scales = {str(g): float(s) for g, s in corr.get("scales", {}).items()}
+        self.per_kernel_s = float(corr.get("per_kernel_s", 0.0))
+        self.per_view_s = float(corr.get("per_view_s", 0.0))
+        self.offset_s = float(corr.get("offset_s", 0.0))
+        self.per_weight_byte_s = float(corr.get("per_weight_byte_s", 0.0))
+        self.per_act_byte_s = float(corr.get("per_act_byte_s", 0.0))
+        self.per_spill_byte_s = float(corr.get("per_spill_byte_s", 0.0))
+        self.cache_bytes = float(corr.get("cache_bytes", manifest.get("environment", {}).get("l2_bytes", 2**20)))
+        self.survival = {str(k): float(v) for k, v in manifest.get("survival", {}).items()}
+
+    # --- persistence ---
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        (folder / "kernels").mkdir(parents=True, exist_ok=True)
+        types = {}
+        for t, m in sorted(self.models.items()):
+            entry: dict[str, Any] = {"samples": m.samples, "cv_error": m.cv_error}
+            if m.booster is not None:
+                fname = f"kernels/{t}.txt"
+                (folder / fname).write_text(m.booster.model_to_string())
+                entry["model"] = fname
+            else:
+                entry["log_scale"] = m.log_scale
+            types[t] = entry
+        self.manifest["types"] = types
+        self.manifest["format"] = FORMAT
+        self.manifest["features"] = list(FEATURES)
+        (folder / "predictor.json").write_text(json.dumps(self.manifest, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, check: bool = True) -> Predictor:
+        """Read the predictor in ``folder``; with ``check`` refuse one built on another CPU, runtime version or
+        thread count (ValueError naming the difference)."""
+        folder = Path(folder)
+        path = folder / "predictor.json" if folder.is_dir() else folder
+        if not path.is_file():
+            raise ValueError(f"{folder} holds no predictor (no predictor.json); build one with "
+                             "`chipfit predictor build --out DIR`")
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a predictor manifest: {e}") from e
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "fusion" not in manifest:
+            raise ValueError(f"{path} is not a chipfit predictor of format {FORMAT}")
+        if list(manifest.get("features", [])) != list(FEATURES):
+            raise ValueError(f"{path} was built with other kernel features; rebuild it with this chipfit")
+        if check:
+            env = manifest.get("environment", {})
+            now = environment(env.get("runtime", "ort"), int(env.get("threads", 1)))
+            diff = [f"{k} {env.get(k)!r} (here: {now[k]!r})" for k in ("cpu", "runtime_version")
+                    if env.get(k) != now[k]]
+            if diff:
+                raise ValueError(f"the predictor in {path.parent} was built for another machine: " + "; ".join(diff)
+                                 + ". Build one here with `chipfit predictor build`, or pass --any-machine to use it "
+                                 "anyway")
+        import lightgbm as lgb
+
+        models = {}
+        for t, entry in manifest.get("types", {}).items():
+            if "model" in entry:
+                text = (path.parent / entry["model"]).read_text()
+                models[t] = TypeModel(t, int(entry["samples"]), booster=lgb.Booster(model_str=text),
+                                      cv_error=entry.get("cv_error"))
+            else:
+                models[t] = TypeModel(t, int(entry["samples"]), log_scale=float(entry["log_scale"]),
+                                      cv_error=entry.get("cv_error"))
+        return cls(manifest, models)
+
+    def check_threads(self, threads: int) -> None:
+        built = int(self.manifest.get("environment", {}).get("threads", 1))
+        if threads != built:
+            raise ValueError(f"this predictor was built for {built} thread(s), not {threads}; build one with "
+                             f"--threads {threads}")
+
+    # --- prediction ---
+    def predict_kernels(self, ks: list[Kernel], views: int = 0) -> Prediction:
+        """The prediction for one network's kernels (:func:`~chipfit.deploy.kernels.kernels`) and renaming views."""
+        return self.predict_many_kernels([(ks, views)])[0]
+
+    def predict_many_kernels(self, nets: list[tuple[list[Kernel], int]]) -> list[Prediction]:
+        """Predictions for many networks at once: one regressor call per kernel type for all of them (what a search
+        scoring a population wants), the correction's sums done as array operations."""
+        import numpy as np
+
+        flat = [k for ks, _ in nets for k in ks]
+        n = len(flat)
+        x = np.array([k.features for k in flat], dtype=np.float64).reshape(n, len(FEATURES))
+        by_type: dict[str, list[int]] = {}
+        for i, k in enumerate(flat):
+            by_type.setdefault(k.type, []).append(i)
+        secs = np.full(n, np.nan)
+        groups = sorted({group_of(t) for t in by_type})
+        gid = np.zeros(n, dtype=np.int64)
+        for t, idx in by_type.items():
+            gid[idx] = groups.index(group_of(t))
+            m = self.models.get(t)
+            if m is None:
+                continue
+            secs[idx] = m.predict(x[idx])
+            if t in self.survival:  # the share of such kernels the runtime's optimizer leaves (see SURVIVAL_OPS)
+                secs[idx] *= [self.survival.get(flat[i].context, self.survival[t]) for i in idx]
+        known = ~np.isnan(secs)
+        net = np.repeat(np.arange(len(nets)), [len(ks) for ks, _ in nets])
+        s0 = np.where(known, secs, 0.0)
+        per_group = np.zeros((len(nets), len(groups)))
+        np.add.at(per_group, (net, gid), s0)
+        moved = x[:, _BR] + x[:, _BW]
+        sums = np.zeros((len(nets), 4))
+        np.add.at(sums, net, np.column_stack([known, np.where(known, x[:, _WB], 0.0),
+                                              np.where(known, moved - x[:, _WB], 0.0),
+                                              np.where(known, np.maximum(moved - self.cache_bytes, 0.0), 0.0)]))
+        scale = np.array([self.scales.get(g, 1.0) for g in groups])
+        views = np.array([v for _, v in nets], dtype=np.float64)
+        totals = (per_group @ scale + self.per_kernel_s * sums[:, 0] + self.per_view_s * views + self.offset_s
+                  + self.per_weight_byte_s * sums[:, 1] + self.per_act_byte_s * sums[:, 2]
+                  + self.per_spill_byte_s * sums[:, 3])
+        out, start = [], 0
+        for j, (ks, _) in enumerate(nets):
+            s = secs[start:start + len(ks)]
+            ok = known[start:start + len(ks)]
+            start += len(ks)
+            unknown = [f"{k.name} ({k.type})" for k, good in zip(ks, ok, strict=True) if not good]
+            notes = [] if not unknown else [f"{len(unknown)} kernels of types no regressor covers"]
+            if any(not k.measured_rule for k in ks):
+                notes.append("some chains' fusion was inferred (never measured on this runtime)")
+            out.append(Prediction(float(max(totals[j], 0.0)), float(s[ok].sum()),
+                                  [(k.name, k.type, float(v)) for k, v in zip(ks, s.tolist(), strict=True)], unknown,
+                                  notes, {g: float(v) for g, v in zip(groups, per_group[j], strict=True) if v},
+                                  float(sums[j, 1]), float(sums[j, 2]), float(sums[j, 3])))
+        return out
+
+    def predict_many(self, profiles: list[Profile]) -> list[Prediction]:
+        """:meth:`predict` for many networks, batched (:meth:`predict_many_kernels`)."""
+        return self.predict_many_kernels([(kernels(p, self.rules, specs=False), view_count(p)) for p in profiles])
+
+    def predict(self, profile: Profile) -> Prediction:
+        """The predicted latency of the network ``profile`` costs (counts computed once, by the cost stage)."""
+        return self.predict_kernels(kernels(profile, self.rules, specs=False), view_count(profile))

@@ -1,0 +1,71 @@
+"""Kernels read off cost records, split or merged by a runtime's fusion rules; each rebuilt alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch.nn as nn
+
+from chipfit.cost import count
+from chipfit.deploy._samples import UnknownKernel, build
+from chipfit.deploy.kernels import FEATURES, FusionRules, chains, kernels, view_count
+from chipfit.models import create_model
+
+
+def _block():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 1),
+                         nn.GELU()).eval()
+
+
+def test_rules_decide_what_the_conv_absorbs():
+    prof = count(_block(), (1, 3, 8, 8))
+    fused = kernels(prof, FusionRules("openvino", {"conv|batch_norm.w|relu": 2, "conv|gelu": 0}))
+    assert [k.type for k in fused] == ["conv", "conv", "act.gelu"]
+    assert fused[0].features[FEATURES.index("fused")] == 2
+    apart = kernels(prof, FusionRules("openvino", {"conv|batch_norm.w|relu": 0, "conv|gelu": 1}))
+    assert [k.type for k in apart] == ["conv", "batch_norm", "act.relu", "conv"]
+
+
+def test_on_onnx_runtime_blocked_convs_get_their_layout_reorders():
+    """conv(3->8) reads the input (no reorder: 3 channels stay plain) and feeds a conv; conv(8->8) feeds a GELU,
+    which cannot run blocked: one reorder out, after it."""
+    ks = kernels(count(_block(), (1, 3, 8, 8)), FusionRules("ort", {"conv|batch_norm.w|relu": 2, "conv|gelu": 0}))
+    assert [k.type for k in ks] == ["conv", "conv", "reorder.out", "act.gelu"]
+    assert ks[2].context == "reorder.out<conv>gelu" and ks[2].features[FEATURES.index("out_elems")] == 8 * 8 * 8
+
+
+def test_features_are_the_cost_records():
+    prof = count(_block(), (1, 3, 8, 8))
+    k = kernels(prof, FusionRules("ort", {"conv|batch_norm.w|relu": 2}))[0]
+    f = dict(zip(FEATURES, k.features, strict=True))
+    assert f["macs"] == 8 * 8 * 8 * 3 * 9  # out elements x (C_in x k x k), the closed form of a conv
+    assert (f["c_in"], f["c_out"], f["kernel"], f["stride"], f["h_out"]) == (3, 8, 3, 1, 8)
+
+
+def test_permutes_become_transposes_and_chains_are_listed():
+    prof = count(create_model("swin_s32"), (1, 3, 32, 32))
+    ks = kernels(prof, FusionRules("ort"))
+    types = {k.type for k in ks}
+    assert {"transpose", "attention", "layer_norm", "gemm"} <= types
+    assert view_count(prof) > 0
+    assert all("|" in s["chain"] for s in chains(prof))
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_s32", "shufflenetv2_s32", "quadranet_s32", "swin_s32", "hornet_s32"])
+def test_every_kernel_of_the_small_zoo_rebuilds_alone_to_its_own_output_shape(name):
+    import torch
+
+    prof = count(create_model(name), (1, 3, 32, 32))
+    for k in kernels(prof, FusionRules("ort")):
+        if k.type.startswith("reorder."):
+            continue  # measured with the convs they surround
+        mod, shapes = build(k.spec)
+        with torch.no_grad():
+            out = mod(*[torch.randn(*s) for s in shapes])
+        out = out[0] if isinstance(out, tuple) else out
+        assert out.numel() == torch.Size(k.spec["output"]).numel(), k.name
+
+
+def test_a_kernel_with_no_builder_is_refused_by_name():
+    with pytest.raises(UnknownKernel, match="no isolated builder"):
+        build({"chain": "interp", "target": "aten.upsample_bicubic2d.vec", "input": [1, 3, 8, 8],
+               "output": [1, 3, 16, 16], "inputs": [[1, 3, 8, 8]]})

@@ -1,0 +1,144 @@
+"""The predictor: recovers a known latency formula, lists unseen kernels, refuses another machine, loads as text."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch.nn as nn
+
+from chipfit.cost import count
+from chipfit.deploy.build import fit_all, fit_correction, fit_survival
+from chipfit.deploy.kernels import FEATURES, FusionRules, kernels
+from chipfit.deploy.predictor import Predictor, environment, fit_type
+
+
+def _synthetic(n, seed):
+    """Conv-like feature rows and the latency of a known formula: 2 ns per MAC + 0.1 ns per byte + 1 us."""
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((n, len(FEATURES)))
+    macs = 10 ** rng.uniform(3, 8, n)
+    nbytes = 10 ** rng.uniform(3, 7, n)
+    rows[:, FEATURES.index("macs")] = macs
+    rows[:, FEATURES.index("bytes_read")] = nbytes
+    rows[:, FEATURES.index("out_elems")] = nbytes / 8
+    return rows, 2e-9 * macs + 1e-10 * nbytes + 1e-6
+
+
+def test_trees_recover_a_known_latency_formula():
+    x, y = _synthetic(400, 0)
+    model = fit_type("conv", x, y)
+    xt, yt = _synthetic(100, 1)
+    xt = xt[(xt[:, 0] > 2e3) & (xt[:, 0] < 5e7)]  # inside the training range
+    yt = 2e-9 * xt[:, FEATURES.index("macs")] + 1e-10 * xt[:, FEATURES.index("bytes_read")] + 1e-6
+    err = model.predict(xt) / yt - 1
+    assert np.sqrt(np.mean(err**2)) < 0.1
+    assert model.cv_error is not None and model.cv_error < 0.15
+
+
+def test_few_samples_give_a_scale_model():
+    x, y = _synthetic(5, 0)
+    m = fit_type("act.relu", x, y)
+    assert m.booster is None and m.samples == 5 and np.all(m.predict(x) > 0)
+
+
+def test_correction_recovers_scale_and_per_kernel_cost():
+    ks = np.array([1e-4, 5e-4, 2e-3, 1e-2, 3e-4])
+    nk = np.array([10, 40, 60, 200, 30])
+    dw = np.array([5e-5, 1e-4, 1e-4, 4e-3, 1e-5])
+    meas = 0.8 * ks + 1.5 * dw + 2e-6 * nk
+    c = fit_correction([{"conv": a, "dwconv": b} for a, b in zip(ks, dw, strict=True)], list(nk), [0] * 5,
+                       list(meas), prior=0.0)
+    assert c["scales"]["conv"] == pytest.approx(0.8, rel=1e-3) and c["scales"]["dwconv"] == pytest.approx(1.5, rel=1e-3)
+    assert c["per_kernel_s"] == pytest.approx(2e-6, rel=1e-2) and c["train_rmspe"] < 1e-6
+
+
+def test_correction_recovers_the_cost_of_fetching_weights():
+    """Inside a network, weights come from memory: 0.05 ns a byte on top of the kernels' own time."""
+    ks = np.array([1e-4, 5e-4, 2e-3, 1e-2, 3e-4, 4e-3])
+    wb = np.array([1e5, 4e6, 2e6, 3e7, 1e6, 5e5])
+    meas = ks + 5e-11 * wb
+    c = fit_correction([{"conv": a} for a in ks], [10] * 6, [0] * 6, list(meas), prior=0.0, weight_bytes=list(wb),
+                       act_bytes=[0.0] * 6)
+    assert c["per_weight_byte_s"] == pytest.approx(5e-11, rel=1e-2)
+    assert c["scales"]["conv"] == pytest.approx(1, rel=1e-2)
+
+
+def _predictor(tmp_path, types=("conv", "reorder.in", "reorder.out")):
+    x, y = _synthetic(200, 0)
+    rows = [{"type": t, "features": list(r), "s": float(s)} for t in types for r, s in zip(x, y, strict=True)]
+    env = environment("ort", 1)
+    p = Predictor({"environment": env, "fusion": FusionRules("ort", {"conv|batch_norm.w|relu": 2}).to_dict(),
+                   "correction": {"scales": {"conv": 1.0}, "per_kernel_s": 1e-6, "per_view_s": 0.0,
+                                  "offset_s": 0.0}},
+                  fit_all(rows))
+    p.save(tmp_path / "pred")
+    return tmp_path / "pred"
+
+
+def _net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 64, 10)).eval()
+
+
+def test_unseen_kernels_are_listed_never_zero(tmp_path):
+    pred = Predictor.load(_predictor(tmp_path))
+    res = pred.predict(count(_net(), (1, 3, 8, 8)))
+    assert [u.split(" ")[1] for u in res.unknown] == ["(gemm)"]
+    assert res.latency_s > 0 and not res.complete
+    assert any("never seen" in n for n in res.estimate("host", "net").notes)
+
+
+def test_saved_as_text_and_loaded_without_pickle(tmp_path):
+    folder = _predictor(tmp_path, types=("conv", "gemm", "reorder.out"))
+    text = (folder / "kernels" / "conv.txt").read_text()
+    assert text.startswith("tree")  # LightGBM's own text format
+    manifest = json.loads((folder / "predictor.json").read_text())
+    assert manifest["features"] == list(FEATURES) and manifest["environment"]["runtime"] == "ort"
+    prof = count(_net(), (1, 3, 8, 8))
+    a = Predictor.load(folder).predict(prof)
+    b = Predictor.load(folder).predict(prof)
+    assert a.complete and a.latency_s == b.latency_s
+    est = a.estimate("ort", "net")
+    assert est.source == "predicted" and est.latency_s == a.latency_s
+
+
+def test_refuses_another_cpu_or_runtime_version(tmp_path):
+    folder = _predictor(tmp_path)
+    m = json.loads((folder / "predictor.json").read_text())
+    m["environment"]["cpu"] = "Some Other CPU"
+    (folder / "predictor.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="another machine.*Some Other CPU"):
+        Predictor.load(folder)
+    assert Predictor.load(folder, check=False).models  # --any-machine
+    with pytest.raises(ValueError, match="built for 1 thread.*not 2"):
+        Predictor.load(folder, check=False).check_threads(2)
+
+
+def test_a_folder_without_a_predictor_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no predictor"):
+        Predictor.load(tmp_path)
+    (tmp_path / "predictor.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a predictor"):
+        Predictor.load(tmp_path)
+
+
+def test_kernels_follow_the_predictor_rules(tmp_path):
+    pred = Predictor.load(_predictor(tmp_path, types=("conv", "gemm")))
+    ks = kernels(count(_net(), (1, 3, 8, 8)), pred.rules)
+    assert [k.type for k in ks] == ["conv", "reorder.out", "gemm"]
+
+
+def test_survival_recovers_the_share_of_kernels_the_optimizer_keeps():
+    """Networks with transposes in two contexts; the runtime keeps all of one kind and a quarter of the other."""
+    rng = np.random.default_rng(0)
+    contexts, executed = [], []
+    for _ in range(20):
+        a, b = int(rng.integers(0, 20)), int(rng.integers(0, 20))
+        contexts.append({"transpose<layer_norm>conv": a, "transpose<copy>conv": b})
+        executed.append({"Transpose": b + a / 4, "Conv": 10})
+    s = fit_survival(contexts, executed, prior=0.0)
+    assert s["transpose<layer_norm>conv"] == pytest.approx(0.25, abs=1e-6)
+    assert s["transpose<copy>conv"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.25 < s["transpose"] < 1.0 and "eltwise.add" not in s
