@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from chipfit.deploy.fusion import detect, executed_ops
+from chipfit.deploy.fusion import LAYOUT_OPS, detect, executed_ops
 from chipfit.deploy.kernels import FusionRules
 
 
@@ -70,8 +70,10 @@ def test_ort_turns_matmul_add_into_one_gemm(tmp_path):
 
 
 def test_layout_nodes_are_left_out_only_when_asked(tmp_path):
-    every = executed_ops(conv_relu(tmp_path), "ort", compute_only=False)
-    assert len(every) >= len(executed_ops(conv_relu(tmp_path), "ort"))
+    path = conv_relu(tmp_path)
+    every, compute = executed_ops(path, "ort", compute_only=False), executed_ops(path, "ort")
+    assert not set(compute) & LAYOUT_OPS and set(compute) <= set(every)
+    assert [op for op in every if op not in LAYOUT_OPS] == compute
 
 
 def test_openvino_fuses_conv_relu(tmp_path):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import tempfile
 import time
 from collections import Counter
@@ -33,49 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from chipfit.deploy.kernels import FusionRules, Kernel, chains, kernels, view_count
+from chipfit.deploy.ort import ort_options, time_file
 from chipfit.deploy.predictor import Predictor, environment, fit_type
 
 Progress = Callable[[str, float], None]
-
-
-def _session(path: Path, runtime: str, threads: int):
-    """A callable running the file once on fixed random inputs."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    if runtime == "ort":
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        feed = {i.name: rng.standard_normal([int(d) for d in i.shape]).astype(np.float32) for i in sess.get_inputs()}
-        return lambda: sess.run(None, feed)
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
-    req = compiled.create_infer_request()
-    feed = [rng.standard_normal(list(p.get_shape())).astype(np.float32) for p in compiled.inputs]
-    return lambda: req.infer(feed)
-
-
-def time_file(path: Path, runtime: str = "ort", *, threads: int = 1, min_repeats: int = 15, min_s: float = 0.15,
-              max_repeats: int = 400, warmup: int = 3) -> float:
-    """Median seconds of one run of an ONNX file, in this process: ``warmup`` runs, then at least ``min_repeats``
-    and at least ``min_s`` seconds of timed runs."""
-    run = _session(path, runtime, threads)
-    for _ in range(warmup):
-        run()
-    ts: list[float] = []
-    start = time.perf_counter()
-    while len(ts) < max_repeats and (len(ts) < min_repeats or time.perf_counter() - start < min_s):
-        t = time.perf_counter()
-        run()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def profile_file(path: Path, *, threads: int = 1, runs: int = 30, warmup: int = 3) -> dict[str, tuple[float, float]]:
@@ -85,11 +45,7 @@ def profile_file(path: Path, *, threads: int = 1, runs: int = 30, warmup: int = 
     import numpy as np
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
+    so = ort_options(threads)
     so.enable_profiling = True
     so.profile_file_prefix = str(path.with_suffix(""))
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

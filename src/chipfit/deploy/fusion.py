@@ -28,10 +28,10 @@ def _ort_ops(path: Path, threads: int) -> list[str]:
     import onnx
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
+    from chipfit.deploy.ort import ort_options
+
+    so = ort_options(threads)  # warnings only: the "hardware specific optimizations" notice for NCHWc is expected
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3  # the "hardware specific optimizations" notice for NCHWc is expected here
     opt = path.with_name(path.stem + ".optimized.onnx")
     so.optimized_model_filepath = str(opt)
     ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -39,11 +39,9 @@ def _ort_ops(path: Path, threads: int) -> list[str]:
 
 
 def _openvino_ops(path: Path, threads: int) -> list[str]:
-    try:
-        import openvino as ov
-    except ImportError as e:
-        raise ValueError("OpenVINO is not installed: pip install 'chipfit[openvino]'") from e
-    core = ov.Core()
+    from chipfit.deploy.openvino import _openvino
+
+    core = _openvino().Core()
     compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
     ops = []
     for op in compiled.get_runtime_model().get_ordered_ops():

@@ -38,13 +38,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chipfit.deploy.openvino import OPENVINO_MISSING
 from chipfit.deploy.remote import compile_parse, run_process, run_remote, runner_args, unit_scale
 from chipfit.hw.calibrate import cpu_name
 from chipfit.hw.estimate import Estimate
 
 RUNTIMES = ("ort", "openvino", "torch", "remote")
 SUFFIXES = {"ort": (".onnx",), "openvino": (".onnx", ".xml"), "torch": (".pt2",)}
-OPENVINO_MISSING = "OpenVINO is not installed: pip install 'chipfit[openvino]'"
 UNSTABLE_SPREAD = 0.10  # per-process medians further apart than this get a warning
 WORKER = Path(__file__).with_name("_measure_worker.py")
 STDERR_LINES = 5

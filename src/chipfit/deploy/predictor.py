@@ -22,7 +22,7 @@ from typing import Any
 
 from chipfit.cost.profile import Profile
 from chipfit.deploy.kernels import FEATURES, FusionRules, Kernel, kernels, view_count
-from chipfit.hw.calibrate import cpu_name
+from chipfit.hw.calibrate import caches, cpu_name
 from chipfit.hw.estimate import Estimate
 
 FORMAT = 1
@@ -36,24 +36,15 @@ def runtime_version(runtime: str) -> str:
 
         return onnxruntime.__version__
     if runtime == "openvino":
-        try:
-            import openvino
-        except ImportError as e:
-            raise ValueError("OpenVINO is not installed: pip install 'chipfit[openvino]'") from e
-        return openvino.__version__
+        from chipfit.deploy.openvino import openvino_version
+
+        return openvino_version()
     raise ValueError(f"unknown runtime {runtime!r}; predictors are built for ort or openvino")
 
 
 def l2_bytes() -> int:
     """cpu0's L2 cache in bytes, from sysfs (1 MiB where it does not say)."""
-    try:
-        for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-            if (idx / "level").read_text().strip() == "2":
-                size = (idx / "size").read_text().strip().upper()
-                return int(size.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
-    except (OSError, ValueError):
-        pass
-    return 2**20
+    return next((b for level, b, _ in caches() if level == 2), 2**20)
 
 
 def environment(runtime: str, threads: int) -> dict[str, Any]:

@@ -89,22 +89,27 @@ def _cpu_mhz() -> float | None:
     return None
 
 
-def _last_level_cache() -> tuple[int, str] | None:
-    """(bytes, description) of cpu0's largest data/unified cache, from sysfs."""
-    best: tuple[int, str] | None = None
+def caches() -> list[tuple[int, int, str]]:
+    """(level, bytes, description) of cpu0's data and unified caches, from sysfs; empty where it says nothing."""
+    out = []
     try:
         for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
             if (idx / "type").read_text().strip() == "Instruction":
                 continue
-            level = (idx / "level").read_text().strip()
+            level = int((idx / "level").read_text().strip())
             size = (idx / "size").read_text().strip().upper()
             nbytes = int(size.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
             shared = (idx / "shared_cpu_list").read_text().strip() if (idx / "shared_cpu_list").exists() else "?"
-            if best is None or nbytes > best[0]:
-                best = (nbytes, f"L{level} {size} shared by CPUs {shared}")
+            out.append((level, nbytes, f"L{level} {size} shared by CPUs {shared}"))
     except (OSError, ValueError):
-        return None
-    return best
+        return []
+    return out
+
+
+def _last_level_cache() -> tuple[int, str] | None:
+    """(bytes, description) of cpu0's largest data/unified cache."""
+    found = caches()
+    return max(((b, d) for _, b, d in found), key=lambda c: c[0]) if found else None
 
 
 def _sig(x: float) -> float:
