@@ -1,4 +1,5 @@
-"""The public entry points that combine stages: ``chipfit.profile``, ``chipfit.simulate``, ``chipfit.api.train``.
+"""The public entry points that combine stages: ``chipfit.profile``, ``chipfit.simulate``, ``chipfit.api.train``,
+``chipfit.api.search``.
 
 Each takes a model spec (:mod:`chipfit.load`) and a target where it needs one (``hw``: a chip name, a YAML file or a
 SCALE-Sim ``.cfg``), so that the stages below see modules, profiles and chips only. Kept at the top so that data
@@ -234,3 +235,56 @@ def write_train_report(result: Any, data: Any, name: str, cfg: Any) -> dict[str,
         confusion_png(test["confusion"], data.classes, result.out / "confusion.png",
                       f"{name} on {data.name}: test accuracy {test['accuracy']:.2%}")
     return report
+
+
+# --- search -----------------------------------------------------------------------------------------------------
+
+
+def search(cfg: Any, *, retrain: int = 0, retrain_epochs: int = 3, zoo_accuracy: dict[str, float] | None = None,
+           on_trial: Any = None) -> Any:
+    """A hardware-aware search (:func:`chipfit.nas.run.search`), then the zoo baselines beside its front, plots of
+    the front per target and, with ``retrain`` K, the K best front networks (by estimated accuracy) trained from
+    scratch with the zoo baselines' recipe (``retrain_epochs`` epochs, batch 128, AdamW lr 3e-3, cosine with 0.3
+    warm-up epochs, weight decay 0.05, label smoothing 0.1, flips, no crop), their test accuracy written back into
+    ``pareto.json``.
+
+    Args:
+        cfg: a :class:`~chipfit.nas.run.SearchConfig`.
+        retrain: how many front networks to retrain (0: none).
+        retrain_epochs: their epochs.
+        zoo_accuracy: trained test accuracy of zoo networks by name, placing them on the plots.
+        on_trial: called with every trial record the search completes.
+
+    Returns:
+        The :class:`~chipfit.nas.run.SearchOutcome` (its ``report`` is what ``pareto.json`` holds).
+    """
+    import json
+
+    from chipfit.nas.latency import LatencyModel
+    from chipfit.nas.run import prepare, zoo_baselines
+    from chipfit.nas.run import search as run_search
+    from chipfit.report.search import front_plots
+    from chipfit.train import TrainConfig
+
+    if retrain < 0 or retrain_epochs < 1:
+        raise ValueError(f"--retrain {retrain} / --retrain-epochs {retrain_epochs}: must be >= 0 and >= 1")
+    outcome = run_search(cfg, on_trial=on_trial)
+    if outcome.interrupted:
+        return outcome
+    report, out = outcome.report, outcome.out
+    space, _ = prepare(cfg)
+    report["zoo"] = zoo_baselines(space, LatencyModel(space, cfg.targets))
+    front = sorted(outcome.front, key=lambda c: -c["accuracy_estimate"])
+    for n, c in enumerate(front[:retrain]):
+        tc = TrainConfig(epochs=retrain_epochs, batch_size=128, lr=3e-3, warmup_epochs=0.3, seed=cfg.seed,
+                         out=str(out / "retrain" / f"{n:02d}"), progress=cfg.progress,
+                         resume=(out / "retrain" / f"{n:02d}" / "last.pt").is_file())
+        result, rep = train(c["config_file"], cfg.data, tc, crop_pad=0)
+        if rep is None:
+            outcome.interrupted = True
+            break
+        c["retrained"] = {"test_accuracy": rep["test_accuracy"], "epochs": retrain_epochs,
+                          "train_seconds": rep["train_seconds"], "run": tc.out}
+    report["plots"] = [str(p) for p in front_plots(report, out, zoo_accuracy)]
+    (out / "pareto.json").write_text(json.dumps(report, indent=2))
+    return outcome

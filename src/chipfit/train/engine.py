@@ -235,7 +235,10 @@ def _start_run(model: nn.Module, data: DataBundle, cfg: TrainConfig, hooks: Trai
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     _check_fits(model, data)
-    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # a model that trains one path per step (a supernet) says so: DDP then expects weights without gradients
+    unused = bool(getattr(model, "find_unused_parameters", False))
+    net: nn.Module = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if world > 1
+                      else model)
     opt = _optimiser(model, cfg, hooks)
     steps_per_epoch = _steps_per_epoch(data, cfg, world)
     ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay else None
