@@ -242,9 +242,9 @@ def write_train_report(result: Any, data: Any, name: str, cfg: Any) -> dict[str,
 
 def search(cfg: Any, *, retrain: int = 0, retrain_epochs: int = 3, zoo_accuracy: dict[str, float] | None = None,
            on_trial: Any = None) -> Any:
-    """A hardware-aware search (:func:`chipfit.nas.run.search`), then the zoo baselines beside its front, plots of
-    the front per target and, with ``retrain`` K, the K best front networks (by estimated accuracy) trained from
-    scratch with the zoo baselines' recipe (``retrain_epochs`` epochs, batch 128, AdamW lr 3e-3, cosine with 0.3
+    """A hardware-aware search (:func:`chipfit.nas.run.search`, which sets the zoo baselines beside its front), then
+    plots of the front per target and, with ``retrain`` K, the K best front networks (by estimated accuracy) trained
+    from scratch with the zoo baselines' recipe (``retrain_epochs`` epochs, batch 128, AdamW lr 3e-3, cosine with 0.3
     warm-up epochs, weight decay 0.05, label smoothing 0.1, flips, no crop), their test accuracy written back into
     ``pareto.json``.
 
@@ -260,8 +260,6 @@ def search(cfg: Any, *, retrain: int = 0, retrain_epochs: int = 3, zoo_accuracy:
     """
     import json
 
-    from chipfit.nas.latency import LatencyModel
-    from chipfit.nas.run import prepare, zoo_baselines
     from chipfit.nas.run import search as run_search
     from chipfit.report.search import front_plots
     from chipfit.train import TrainConfig
@@ -272,8 +270,6 @@ def search(cfg: Any, *, retrain: int = 0, retrain_epochs: int = 3, zoo_accuracy:
     if outcome.interrupted:
         return outcome
     report, out = outcome.report, outcome.out
-    space, _ = prepare(cfg)
-    report["zoo"] = zoo_baselines(space, LatencyModel(space, cfg.targets))
     front = sorted(outcome.front, key=lambda c: -c["accuracy_estimate"])
     for n, c in enumerate(front[:retrain]):
         tc = TrainConfig(epochs=retrain_epochs, batch_size=128, lr=3e-3, warmup_epochs=0.3, seed=cfg.seed,

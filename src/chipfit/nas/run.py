@@ -288,6 +288,7 @@ def search(cfg: SearchConfig, *, on_trial: Callable[[TrialRecord], None] | None 
         records = result.trials
     search_s, search_cpu = time.perf_counter() - t1, _cpu_seconds() - cpu1
     report = _report(cfg, space, records, result, latency, sn_info, extra)
+    report["zoo"] = zoo_baselines(space, latency)
     report["stats"].update({"search_seconds": search_s, "search_cpu_seconds": search_cpu,
                             "total_seconds": time.perf_counter() - t0, "total_cpu_seconds": _cpu_seconds() - cpu0})
     _write(out, report)
