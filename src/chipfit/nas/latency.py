@@ -116,14 +116,7 @@ class LatencyModel:
                 counts = _Counts(build_model(cfg), _input_shape(self.space, arch), cfg.name)
             except (ValueError, RuntimeError) as e:
                 raise ValueError(f"arch {key}: the network could not be costed: {e}") from e
-            tot = counts.profile("fp32").total
-            self._costs[key] = {"params": int(tot.params), "macs": int(tot.macs)}
-            out = {}
-            for r in self._resolved:
-                try:
-                    out[r.label] = r.estimate(counts)
-                except (ValueError, RuntimeError) as e:
-                    raise ValueError(f"target {r.label}: arch {key}: {e}") from e
+            out, self._costs[key] = self._on_targets(counts, f"arch {key}")
         finally:
             self.seconds += time.perf_counter() - start
         self.evaluations += 1
@@ -134,20 +127,22 @@ class LatencyModel:
                          ) -> tuple[dict[str, Estimate], dict[str, int]]:
         """Estimates on every target (by label) and the parameters and MACs of any network (a zoo baseline to set
         beside a search's front), not cached."""
-        counts = _Counts(module, tuple(input_shape), name)
-        tot = counts.profile("fp32").total
+        return self._on_targets(_Counts(module, tuple(input_shape), name), name)
+
+    def _on_targets(self, counts: _Counts, what: str) -> tuple[dict[str, Estimate], dict[str, int]]:
+        """One captured network on every target, and its fp32 parameters and MACs."""
         out = {}
         for r in self._resolved:
             try:
                 out[r.label] = r.estimate(counts)
             except (ValueError, RuntimeError) as e:
-                raise ValueError(f"target {r.label}: {name}: {e}") from e
+                raise ValueError(f"target {r.label}: {what}: {e}") from e
+        tot = counts.profile("fp32").total
         return out, {"params": int(tot.params), "macs": int(tot.macs)}
 
     def costs(self, arch: Arch) -> dict[str, int]:
         """Parameters and MACs of ``arch`` (at fp32, from the op graph :meth:`evaluate` captured)."""
-        if arch.key() not in self._costs:
-            self._cache.pop(arch.key(), None)
+        if arch.key() not in self._costs:  # set with the estimates: a point not yet estimated
             self.evaluate(arch)
         return dict(self._costs[arch.key()])
 
