@@ -104,12 +104,90 @@ def simulate(model: Any, hw: Any = None, *, input_shape: Sequence[int] | str | N
             spellings) as :func:`chipfit.hw.sim.simulate` takes them.
     """
     from chipfit.hw.sim import simulate as run
+    from chipfit.hw.sim.engines import is_engine, simulate_engine
 
     if isinstance(model, (str, Path, nn.Module)) and not str(model).lower().endswith(".csv"):
         loaded = load_model(model)
         fused = options.get("fused", options.get("fuse"))
         model = _counted(loaded, input_shape, Precision.parse("fp32"), True if fused is None else fused)
+    if is_engine(hw):
+        from chipfit.hw.sim import layers_from_profile, read_topology
+
+        bad = sorted(k for k, v in options.items() if v not in (None, 1, True) and k != "batch")
+        if bad:
+            raise ValueError(f"{hw} is not a systolic array: {', '.join(bad)} do not apply (it takes batch only)")
+        if isinstance(model, Profile):
+            model = layers_from_profile(model, True)
+        elif isinstance(model, (str, Path)):
+            model = read_topology(Path(model))
+        return simulate_engine(model, hw, batch=options.get("batch") or 1)
     return run(model, hw, input_shape=input_shape, **options)
+
+
+def explore(model: Any, hw_space: Any = "npu", *, input_shape: Sequence[int] | str | None = None,
+            out: str | Path | None = None, place: Sequence[str] = ("edge-npu", "eyeriss-v1", "tpu-v1"),
+            on_design: Any = None, **options: Any) -> dict[str, Any]:
+    """The accelerator front of a fixed network (:func:`chipfit.hw.explore.explore`), with built-in chips placed
+    on it (:func:`~chipfit.hw.explore.placement`, each evaluated at the space's node).
+
+    Args:
+        model: a model spec (:mod:`chipfit.load`), a :class:`~chipfit.cost.Profile` or a list of simulator layers.
+        hw_space: an accelerator space (:func:`chipfit.hw.space.load_hw_space`).
+        input_shape: the input, for a model that does not define one.
+        out: a folder for ``designs.jsonl`` (the resumable log), ``explore.json`` and the plots; None: nothing
+            written and nothing resumed.
+        place: chips (with arrays) to score and place against the front.
+        on_design: progress callback (design, scored so far).
+        options: ``trials``, ``strategy``, ``seed``, ``budgets``, ``objectives``, ``precision``, ``batch``,
+            ``sparsity`` as :func:`~chipfit.hw.explore.explore` takes them.
+
+    Returns:
+        The report (what ``explore.json`` holds): the space, every design, the front, the placed chips, figures.
+    """
+    import json
+
+    from chipfit.hw.explore import evaluate, placement
+    from chipfit.hw.explore import explore as run
+    from chipfit.hw.sim import layers_from_profile, load_arch
+    from chipfit.hw.space import load_hw_space
+
+    space = load_hw_space(hw_space)
+    name = "layers"
+    if isinstance(model, Profile):
+        layers, name = layers_from_profile(model, True), model.model_name
+    elif isinstance(model, (list, tuple)):
+        layers = list(model)
+    else:
+        loaded = load_model(model)
+        prof = _counted(loaded, input_shape, Precision.parse("fp32"), True)
+        layers, name = layers_from_profile(prof, True), loaded.name
+    out_dir = Path(out) if out is not None else None
+    ex = run(layers, space, log=out_dir / "designs.jsonl" if out_dir else None, on_design=on_design, **options)
+    report = ex.to_dict() | {"model": name, "options": {k: (v.__dict__ if hasattr(v, "__dict__") else v)
+                                                        for k, v in options.items()}}
+    keep = {k: options[k] for k in ("precision", "batch", "sparsity", "budgets") if k in options}
+    placed = []
+    for chip in place:
+        d = evaluate(layers, load_arch(chip), node_nm=space.node_nm, key=chip, **keep)
+        placed.append({"chip": chip, "design": d.to_dict(), "placement": placement(d, ex.designs, ex.objectives)})
+    report["placed"] = placed
+    if out_dir is not None:
+        from chipfit.report.explore import explore_plots
+
+        report["plots"] = [str(p) for p in explore_plots(report, out_dir)]
+        (out_dir / "explore.json").write_text(json.dumps(_no_inf(report), indent=2, allow_nan=False))
+    return report
+
+
+def _no_inf(x: Any) -> Any:
+    """``x`` with infinite and NaN floats as None (JSON has no infinity: a design that fits no buffer has none)."""
+    import math
+
+    if isinstance(x, dict):
+        return {k: _no_inf(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_no_inf(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 # --- compression ------------------------------------------------------------------------------------------------
@@ -281,6 +359,11 @@ def search(cfg: Any, *, retrain: int = 0, retrain_epochs: int = 3, zoo_accuracy:
             break
         c["retrained"] = {"test_accuracy": rep["test_accuracy"], "epochs": retrain_epochs,
                           "train_seconds": rep["train_seconds"], "run": tc.out}
-    report["plots"] = [str(p) for p in front_plots(report, out, zoo_accuracy)]
+    if report.get("codesign"):
+        from chipfit.report.search import codesign_plots
+
+        report["plots"] = [str(p) for p in codesign_plots(report, out)]
+    else:
+        report["plots"] = [str(p) for p in front_plots(report, out, zoo_accuracy)]
     (out / "pareto.json").write_text(json.dumps(report, indent=2))
     return outcome

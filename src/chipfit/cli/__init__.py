@@ -6,8 +6,8 @@ name, a YAML file or a SCALE-Sim ``.cfg``), the precision as ``--precision`` and
 exit code 2, never a traceback: every verb runs inside :func:`~chipfit.cli._common.user_errors`.
 
 The verbs live by stage: ``cost`` (profile, models, simulate), ``learn`` (train, eval, compress), ``deploy``
-(deploy, measure, predict), ``search`` (search) and ``predictor`` (predictor build, show); ``chipfit hw`` is
-:mod:`chipfit.hw._cli`.
+(deploy, measure, predict), ``search`` (search), ``explore`` (hw explore) and ``predictor`` (predictor build,
+show); ``chipfit hw`` is :mod:`chipfit.hw._cli`.
 Each module imports the stages it drives inside its commands, so ``chipfit --help`` and a CSV simulation start
 without torch.
 """
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import typer
 
-from chipfit.cli import cost, deploy, learn, search
+from chipfit.cli import cost, deploy, explore, learn, search
 from chipfit.cli.predictor import predictor_app
 from chipfit.hw._cli import hw_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Design vision networks that run fast and cheaply on low-power AI chips.")
-app.add_typer(hw_app, name="hw", help="Chip profiles: list, show, calibrate this machine.")
+hw_app.command("explore")(explore.explore)
+app.add_typer(hw_app, name="hw", help="Chip profiles: list, show, calibrate this machine; explore accelerators.")
 app.add_typer(predictor_app, name="predictor", help="Latency predictors trained on this machine: build, show.")
 app.command()(cost.profile)
 app.command()(cost.models)

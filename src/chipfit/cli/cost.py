@@ -98,7 +98,8 @@ def models(
 
 def simulate(
     model: Annotated[str, typer.Argument(help=MODEL_HELP + ", or a SCALE-Sim topology .csv")],
-    hw: Annotated[str | None, typer.Option("--hw", help=HW_HELP + " (one with an array: chipfit hw list)")] = None,
+    hw: Annotated[str | None, typer.Option("--hw", help=HW_HELP + " (one with an array: chipfit hw list), or an "
+                                                  "in-memory / binary engine: isaac-like, prime-like, xnor")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help=PRECISION_HELP + "; default int8")] = None,
     fused: Annotated[bool, typer.Option("--fused/--unfused", help=FUSED_HELP)] = True,
     dataflow: Annotated[str | None, typer.Option(help="ws, os or is (default: the array's)")] = None,
@@ -119,9 +120,10 @@ def simulate(
     with user_errors():
         from rich.table import Table
 
+        from chipfit.hw.sim.engines import is_engine
         from chipfit.report.tables import joules, seconds, si
 
-        if str(model).lower().endswith(".csv"):  # a topology needs neither the loader nor torch: first output sooner
+        if str(model).lower().endswith(".csv") and not is_engine(hw):  # no loader, no torch: first output sooner
             from chipfit.hw.sim import simulate as run_simulate
         else:
             from chipfit.api import simulate as run_simulate
@@ -145,6 +147,15 @@ def simulate(
             warnings.simplefilter("ignore", DeprecationWarning)  # said above, in the CLI's words
             res = run_simulate(model, hw, precision=precision if not legacy else None, fused=fused, dataflow=dataflow,
                                batch=batch, chips=chips, sparsity=sparsity, input_shape=input, **legacy)
+        if not hasattr(res, "arch"):  # an in-memory or binary engine (chipfit.hw.sim.engines)
+            console.print(escape(res.summary(top=min(top, 5))), highlight=False)
+            if json_out is not None:
+                import json as _json
+
+                json_out.write_text(_json.dumps(res.to_dict(), indent=2))
+            if csv_out is not None or plot is not None:
+                note("--csv and --plot are for systolic arrays; --json writes the engine's layers")
+            return
         a = res.arch
         rows = sorted(range(len(res.layers)), key=lambda i: -res.layers[i].total_cycles)[:top]
         shown = "" if len(rows) == len(res.layers) else f", the {len(rows)} with the most cycles"

@@ -75,6 +75,19 @@ def search(
     describe: Annotated[bool, typer.Option("--describe", help="print the space's choices and size, and stop")]
     = False,
     sample: Annotated[int, typer.Option(min=0, help="with --describe: print N sampled architectures")] = 0,
+    hw_space: Annotated[str | None, typer.Option("--hw-space", help="search the accelerator too: npu, edge, "
+                                                                    "chip:NAME or a .json/.yaml space file")] = None,
+    area: Annotated[str | None, typer.Option("--area", help="with --hw-space: area budget, e.g. 10mm2")] = None,
+    power: Annotated[str | None, typer.Option("--power", help="with --hw-space: peak-power budget, e.g. 2W")]
+    = None,
+    hw_inner: Annotated[int, typer.Option("--hw-inner", min=0, help="with --hw-space: 0 searches the accelerator's "
+                                                                    "choices with the network's; N gives each "
+                                                                    "network the best of N explored accelerators")]
+    = 0,
+    hw_pick: Annotated[str, typer.Option("--hw-pick", help="with --hw-inner: which explored accelerator a network "
+                                                           "gets: search (a gene weighing latency against "
+                                                           "energy), latency, l3e1, edp, l1e3 or energy")]
+    = "search",
     supernet_only: Annotated[bool, typer.Option("--supernet-only", help="train the supernet in OUT/supernet and "
                                                                         "stop (the step to run under torchrun)")]
     = False,
@@ -85,10 +98,15 @@ def search(
         if describe:
             _describe(space, sample, seed)
             return
+        from chipfit.hw.explore import parse_area, parse_power
         from chipfit.nas.gradient import GradientConfig
         from chipfit.nas.latency import Target, parse_energy, parse_latency
         from chipfit.nas.run import SearchConfig
 
+        if hw_space is not None and hw is None:
+            from chipfit.hw.space import load_hw_space
+
+            hw = [load_hw_space(hw_space).base]
         chips = hw or ["edge-npu"]
         n = len(chips)
         srcs = [s or _default_source(c) for s, c in zip(_per_target(source or [], n, "--source"), chips,
@@ -106,7 +124,10 @@ def search(
                            n_val=n_val,
                            widths=widths, gradient=GradientConfig(steps=grad_steps, batch_size=batch_size,
                                                                   loss=grad_loss, beta=beta, lam=lam, seed=seed),
-                           seed=seed, storage=storage, study_name=study)
+                           seed=seed, storage=storage, study_name=study, hw_space=hw_space,
+                           area_budget_mm2=parse_area(area) if area else None,
+                           power_budget_w=parse_power(power) if power else None, hw_inner=hw_inner,
+                           hw_pick=hw_pick)
         if supernet_only:
             from chipfit.nas.run import train_only
 
@@ -160,6 +181,9 @@ def _summary(outcome) -> None:
     from rich.table import Table
 
     rep = outcome.report
+    if rep.get("codesign"):
+        _codesign_summary(outcome)
+        return
     labels = [t["label"] for t in rep["targets"]]
     tab = Table(title=f"front of {rep['space']['name']} ({rep['stats']['candidates']} candidates, "
                       f"{rep['space_size']:.3g} in the space)")
@@ -176,3 +200,25 @@ def _summary(outcome) -> None:
     console.print(f"search {st['search_seconds']:.0f} s ({st['search_cpu_seconds'] / 60:.1f} CPU-min), latency "
                   f"evaluations {eps:.1f}/s; wrote {escape(str(outcome.out))}/pareto.json, front/, plots"
                   if eps else f"wrote {escape(str(outcome.out))}/pareto.json", highlight=False)
+
+
+def _codesign_summary(outcome) -> None:
+    from rich.table import Table
+
+    rep = outcome.report
+    tab = Table(title=f"front of {rep['space']['net']['name']} x {rep['space']['hw']['name']} "
+                      f"({rep['stats']['candidates']} candidates, {rep['space_size']:.3g} in the joint space)")
+    for col in ("#", "est. acc", "test acc", "latency ms", "energy uJ", "area mm2", "peak W", "accelerator",
+                "config"):
+        tab.add_column(col)
+    for n, c in enumerate(sorted(outcome.front, key=lambda c: -c["accuracy_estimate"])):
+        r = c.get("retrained")
+        tab.add_row(str(n), f"{c['accuracy_estimate']:.4f}", f"{r['test_accuracy']:.4f}" if r else "-",
+                    f"{c['latency_s'] * 1e3:.4g}", f"{c['energy_j'] * 1e6:.4g}", f"{c['area_mm2']:.3g}",
+                    f"{c['peak_w']:.3g}", escape(c["hw_key"]), escape(Path(c.get("config_file", "")).name))
+    console.print(tab)
+    st = rep["stats"]
+    rate = f", {st['hw_evals_per_s']:.0f} accelerator evaluations/s" if st.get("hw_evals_per_s") else ""
+    console.print(f"search {st['search_seconds']:.0f} s ({st['search_cpu_seconds'] / 60:.1f} CPU-min), "
+                  f"{st['networks']} networks scored for accuracy{rate}; wrote {escape(str(outcome.out))}/"
+                  "pareto.json, front/ (networks and .hw.yaml accelerators), plots", highlight=False)

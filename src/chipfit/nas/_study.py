@@ -151,7 +151,7 @@ def _record(t: FrozenTrial, space: SearchSpace, genes: list[tuple[str, tuple[str
             objectives: tuple[Objective, ...]) -> TrialRecord:
     ua = t.user_attrs
     if isinstance(ua.get(_ARCH), dict):
-        arch = Arch.from_dict(ua[_ARCH])
+        arch = space.arch_from_dict(ua[_ARCH])
     else:  # a trial told by hand: read its genes back
         arch = space.decode({n: labels.index(t.params[n]) for n, labels in genes if n in t.params})
     constraints = {str(k): float(v) for k, v in (ua.get(_CONSTRAINTS) or {}).items()}

@@ -217,8 +217,9 @@ def load_search(storage: str | Path | optuna.storages.BaseStorage, study_name: s
 
 def _check_options(space: SearchSpace, objectives: tuple[Objective, ...], strategy: str, trials: int, population: int,
                    study_name: str, stale_after: float, poll: float) -> None:
-    if not isinstance(space, SearchSpace):
-        raise TypeError(f"space must be a SearchSpace (see chipfit.nas.load_space), got {type(space).__name__}")
+    if not all(callable(getattr(space, m, None)) for m in ("genes", "decode", "to_dict", "arch_from_dict")):
+        raise TypeError(f"space must be a SearchSpace (see chipfit.nas.load_space) or a space with genes, decode, "
+                        f"to_dict and arch_from_dict (chipfit.nas.codesign.JointSpace), got {type(space).__name__}")
     if not objectives or not all(isinstance(o, Objective) for o in objectives):
         raise ValueError("objectives must be a non-empty sequence of Objective(name, direction)")
     names = [o.name for o in objectives]

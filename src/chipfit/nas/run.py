@@ -57,6 +57,12 @@ class SearchConfig:
         storage: the Optuna storage (a file or a database URL shared by several workers); None: ``out/study.db``.
         study_name: the study's name in the storage (None: ``SPACE-STRATEGY``).
         progress: progress bars.
+        hw_space: an accelerator space (:func:`chipfit.hw.space.load_hw_space`) searched with the network
+            (:mod:`chipfit.nas.codesign`); the first target then gives the latency / energy budgets and precision.
+        area_budget_mm2, power_budget_w: the accelerator's area and peak-power limits (joint search only).
+        hw_inner, hw_pick: 0 searches the accelerator's choices as genes of the study (flat); N > 0 explores N
+            accelerators per network and gives it the best by ``hw_pick``: ``search`` (a gene of the study choosing
+            the weight of latency against energy), or one fixed: ``latency``, ``edp``, ``energy`` (nested).
     """
 
     space: str = "quadranet_s28"
@@ -81,6 +87,11 @@ class SearchConfig:
     storage: str | None = None
     study_name: str | None = None
     progress: bool = True
+    hw_space: str | None = None
+    area_budget_mm2: float | None = None
+    power_budget_w: float | None = None
+    hw_inner: int = 0
+    hw_pick: str = "search"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
@@ -96,6 +107,18 @@ class SearchConfig:
             raise ValueError("--calib-batches must be >= 0 and --supernet-steps >= 1")
         if self.params_budget is not None and not self.params_budget > 0:
             raise ValueError(f"--params {self.params_budget!r}: must be > 0 (e.g. 1M)")
+        if self.hw_space is None and (self.area_budget_mm2 is not None or self.power_budget_w is not None):
+            raise ValueError("--area and --power limit a searched accelerator: give --hw-space too")
+        if self.hw_space is not None and self.strategy == "gradient":
+            raise ValueError("the gradient strategy searches the network only: use nsga2, tpe or random with "
+                             "--hw-space")
+        if self.hw_pick not in ("search", "latency", "l3e1", "edp", "l1e3", "energy") or self.hw_inner < 0:
+            raise ValueError(f"--hw-inner {self.hw_inner} / --hw-pick {self.hw_pick!r}: a count >= 0 and one of "
+                             "search, latency, l3e1, edp, l1e3, energy")
+        if self.hw_inner and self.hw_space is None:
+            raise ValueError("--hw-inner explores an accelerator space per network: give --hw-space too")
+        if self.hw_space is not None and len(self.targets) != 1:
+            raise ValueError("with --hw-space the accelerator is searched: give no --hw, or one (its budgets apply)")
         if self.strategy == "gradient":
             budgeted = [t for t in self.targets if t.latency_budget_s is not None]
             if not budgeted:
@@ -107,7 +130,11 @@ class SearchConfig:
                                  "evolutionary strategy")
 
     def name(self) -> str:
-        return self.study_name or f"{Path(self.space).stem}-{self.strategy}"
+        if self.study_name:
+            return self.study_name
+        hw = f"+{Path(self.hw_space).stem}" if self.hw_space else ""
+        hw += f"-inner{self.hw_inner}-{self.hw_pick}" if self.hw_space and self.hw_inner else ""
+        return f"{Path(self.space).stem}{hw}-{self.strategy}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -268,6 +295,8 @@ def search(cfg: SearchConfig, *, on_trial: Callable[[TrialRecord], None] | None 
     """Run the search ``cfg`` describes and write its files (see the module docstring)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.hw_space is not None:
+        return _codesign(cfg, out, on_trial)
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
     space, data = prepare(cfg)
     latency = LatencyModel(space, cfg.targets)  # chips and predictors checked before any training
@@ -293,6 +322,43 @@ def search(cfg: SearchConfig, *, on_trial: Callable[[TrialRecord], None] | None 
                             "total_seconds": time.perf_counter() - t0, "total_cpu_seconds": _cpu_seconds() - cpu0})
     _write(out, report)
     return SearchOutcome(report, result, out, interrupted=bool(result and result.interrupted))
+
+
+def _codesign(cfg: SearchConfig, out: Path, on_trial: Callable[[TrialRecord], None] | None) -> SearchOutcome:
+    """The network and the accelerator searched together (:mod:`chipfit.nas.codesign`)."""
+    from chipfit.hw.explore import Budgets
+    from chipfit.hw.space import load_hw_space
+    from chipfit.nas.codesign import OBJECTIVES, WEIGHTS, JointSpace, NestedSpace, Scorer, report, write_hw_profiles
+    from chipfit.nas.supernet import estimate_accuracy
+
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    hw = load_hw_space(cfg.hw_space)
+    space, data = prepare(cfg)
+    joint = JointSpace(space, hw)
+    t = cfg.targets[0]
+    budgets = Budgets(cfg.area_budget_mm2, cfg.power_budget_w, t.latency_budget_s, t.energy_budget_j)
+    net, sn_info = supernet_for(cfg, space, data, out)
+    if sn_info.get("interrupted"):
+        return SearchOutcome({"candidates": [], "infeasible": []}, None, out, interrupted=True)
+    net.eval()
+    scorer = Scorer(joint, lambda a: estimate_accuracy(net, a, data, n_val=cfg.n_val, calib_batches=cfg.calib_batches),
+                    budgets=budgets, precision=t.precision or "int8", params_budget=cfg.params_budget,
+                    inner=cfg.hw_inner, seed=cfg.seed)
+    nested = NestedSpace(space, hw, tuple(WEIGHTS) if cfg.hw_pick == "search" else (cfg.hw_pick,))
+    cpu1, t1 = _cpu_seconds(), time.perf_counter()
+    result = run_search(nested if cfg.hw_inner else joint, scorer, OBJECTIVES, trials=cfg.trials,
+                        study_name=cfg.name(), storage=cfg.storage or str(out / "study.db"),
+                        strategy=cfg.strategy, seed=cfg.seed, population=cfg.population, progress=cfg.progress,
+                        on_trial=on_trial)
+    rep = report(joint, result, scorer)
+    rep.update({"data": cfg.data, "config": cfg.to_dict()})
+    rep["stats"].update({"supernet": sn_info, "search_seconds": time.perf_counter() - t1,
+                         "search_cpu_seconds": _cpu_seconds() - cpu1, "total_seconds": time.perf_counter() - t0,
+                         "total_cpu_seconds": _cpu_seconds() - cpu0})
+    _write(out, rep)
+    write_hw_profiles(joint, rep, out / "front")
+    _write(out, rep, front_files=False)
+    return SearchOutcome(rep, result, out, interrupted=result.interrupted)
 
 
 def _gradient(cfg: SearchConfig, space: SearchSpace, net: Any, data: Any, latency: LatencyModel,
@@ -338,15 +404,15 @@ def _report(cfg: SearchConfig, space: SearchSpace, records: Sequence[TrialRecord
             "front": sorted(front), "infeasible": infeasible, "stats": stats, **extra}
 
 
-def _write(out: Path, report: dict[str, Any]) -> None:
+def _write(out: Path, report: dict[str, Any], *, front_files: bool = True) -> None:
     import os
 
     front = sorted((c for c in report["candidates"] if c["pareto"]), key=lambda c: -c["accuracy_estimate"])
     fdir = out / "front"
     fdir.mkdir(exist_ok=True)
-    for old in fdir.glob("*.json"):
+    for old in [*fdir.glob("*.json"), *fdir.glob("*.hw.yaml")] if front_files else []:
         old.unlink()
-    for n, c in enumerate(front):
+    for n, c in enumerate(front if front_files else []):
         name = c["config"]["name"] or f"trial{c['trial']}"
         path = fdir / f"{n:02d}_{name}.json"
         path.write_text(json.dumps(c["config"], indent=2))

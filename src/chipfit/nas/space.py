@@ -323,6 +323,10 @@ class SearchSpace:
                           for i, st in enumerate(self.stages)),
                     get("resolution", len(self.input_sizes)))
 
+    def arch_from_dict(self, d: Any) -> Arch:
+        """A point of this space from its :meth:`Arch.to_dict` (what a study stores)."""
+        return Arch.from_dict(d)
+
     def encode(self, arch: Arch) -> dict[str, int]:
         """Inverse of :meth:`decode` (every gene with more than one option)."""
         self.check(arch)

@@ -73,4 +73,39 @@ def front_plots(report: Mapping[str, Any], out: str | Path,
     return paths
 
 
-__all__ = ["front_plots"]
+def codesign_plots(report: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """A joint search's candidates: estimated accuracy against latency and against energy, coloured by accelerator
+    area, the front ringed in red (``codesign_latency.png``, ``codesign_energy.png``)."""
+    plt = _plt()
+    out = Path(out)
+    cands = [c for c in report["candidates"] if c["latency_s"] is not None]
+    paths = []
+    for key, unit, scale, name in (("latency_s", "ms", 1e3, "latency"), ("energy_j", "uJ", 1e6, "energy")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        if cands:
+            sc = ax.scatter([c[key] * scale for c in cands], [c["accuracy_estimate"] for c in cands],
+                            c=[c["area_mm2"] for c in cands], cmap="viridis", s=14,
+                            norm=_lognorm([c["area_mm2"] for c in cands]))
+            fig.colorbar(sc, ax=ax, label="accelerator area (mm2)")
+            front = [c for c in cands if c["pareto"]]
+            ax.scatter([c[key] * scale for c in front], [c["accuracy_estimate"] for c in front], s=40,
+                       facecolors="none", edgecolors="#d62728", label=f"front ({len(front)})")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{name} per inference ({unit}, log)")
+        ax.set_ylabel("accuracy (supernet estimate)")
+        sp = report["space"]
+        ax.set_title(f"{sp['net']['name']} x {sp['hw']['name']} on {report.get('data', '')}", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="lower right")
+        paths.append(save(fig, out / f"codesign_{name}.png"))
+    return paths
+
+
+def _lognorm(values: list[float]) -> Any:
+    from matplotlib.colors import LogNorm
+
+    lo, hi = min(values), max(values)
+    return LogNorm(vmin=lo, vmax=hi if hi > lo else lo * 1.01)
+
+
+__all__ = ["codesign_plots", "front_plots"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from chipfit.cli import app
@@ -100,3 +101,23 @@ def test_simulating_a_topology_does_not_import_torch(scalesim_files):
             "print(r.exit_code, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+
+
+def test_simulate_on_the_in_memory_and_binary_engines(tmp_path, scalesim_files):
+    """--hw isaac-like / xnor run the engines of chipfit.hw.sim.engines on the same layers; their JSON totals are the
+    engine's own."""
+    from chipfit.hw.sim import ISAAC_LIKE, read_topology
+
+    topo, _ = scalesim_files
+    out = tmp_path / "e.json"
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "isaac-like", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "isaac-like" in r.output and "crossbar" in r.output
+    want = ISAAC_LIKE.run(read_topology(topo))
+    got = json.loads(out.read_text())
+    assert got["total"]["latency_s"] == pytest.approx(want.latency_s) and got["engine"] == "isaac-like"
+    r = runner.invoke(app, ["simulate", "mobilenetv2_s28", "--hw", "xnor"])
+    assert r.exit_code == 0, r.output
+    assert "first and last layers with weights kept at int8" in " ".join(r.output.split())
+    r = runner.invoke(app, ["simulate", str(topo), "--hw", "xnor", "--dataflow", "os"])
+    assert r.exit_code == 2 and "not a systolic array" in r.output
