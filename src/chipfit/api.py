@@ -19,7 +19,7 @@ from chipfit.cost import Precision, Profile, count
 from chipfit.cost.guidelines import check
 from chipfit.hw import Chip, load_chip
 from chipfit.hw import roofline as _roofline
-from chipfit.load import LoadedModel, load_model
+from chipfit.load import LoadedModel, checkpoint_path, load_model
 
 
 def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -241,7 +241,7 @@ def compress(model: str | nn.Module, config: Any, data: Any = None, *, out: str 
 
 
 def train(model: str | nn.Module, data: str, cfg: Any, crop_pad: int = 2,
-          flip: bool | None = None) -> tuple[Any, dict[str, Any] | None]:
+          flip: bool | None = None, task: str = "classify") -> tuple[Any, dict[str, Any] | None]:
     """Load data, build the model (seeded), train, and (unless interrupted) write the run's report.
 
     ``--out DIR`` receives ``last.pt``, ``best.pt``, ``metrics.jsonl``, ``report.json`` (``test_accuracy`` as a
@@ -255,6 +255,7 @@ def train(model: str | nn.Module, data: str, cfg: Any, crop_pad: int = 2,
         cfg: a :class:`~chipfit.train.TrainConfig`.
         crop_pad: random-crop augmentation after zero padding by this many pixels (0 disables it).
         flip: horizontal flips (default: the data set's own choice; on for Fashion-MNIST).
+        task: classify, or segment / detect (then see :func:`train_dense`; ``crop_pad`` does not apply).
 
     Returns:
         (the training result, the report; ``None`` when the run was interrupted).
@@ -263,6 +264,9 @@ def train(model: str | nn.Module, data: str, cfg: Any, crop_pad: int = 2,
 
     from chipfit.data import load_data
     from chipfit.train import TrainConfig, fit
+
+    if task != "classify":
+        return train_dense(model, data, cfg, task=task, flip=flip)
 
     if crop_pad < 0:
         raise ValueError(f"crop padding must be >= 0, got {crop_pad}")
@@ -312,6 +316,119 @@ def write_train_report(result: Any, data: Any, name: str, cfg: Any) -> dict[str,
         (result.out / "report.json").write_text(json.dumps(report, indent=2))
         confusion_png(test["confusion"], data.classes, result.out / "confusion.png",
                       f"{name} on {data.name}: test accuracy {test['accuracy']:.2%}")
+    return report
+
+
+def train_dense(model: str | nn.Module, data: str, cfg: Any, *, task: str, flip: bool | None = None,
+                data_options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any] | None]:
+    """Train a segmenter or a detector and (unless interrupted) write its report.
+
+    ``--out DIR`` receives the engine's files (``last.pt``, ``best.pt``, ``metrics.jsonl``) and ``report.json`` (the
+    test metrics: mIoU, per-class IoU and pixel accuracy, or COCO mAP, mAP@0.5, mAP@0.75 and per-class AP@0.5;
+    ``params``, ``macs`` at the data's image size, the config), ``per_image.json`` (one record per test image),
+    ``predictions.png`` (test images with true and predicted masks or boxes) and ``per_image.png``.
+
+    Args:
+        model: a registered segmenter or detector (``chipfit models --task segment``), a module, or a checkpoint.
+        data: ``fmnist-scenes``, ``trees``, ``nuclei`` or a folder (image + mask folders, Pascal VOC, COCO JSON).
+        cfg: a :class:`~chipfit.train.TrainConfig`.
+        task: segment or detect.
+        flip: horizontal flips (default: on).
+        data_options: passed to :func:`chipfit.data.dense.load_dense` (e.g. ``n_train`` for scenes).
+    """
+    import torch
+
+    from chipfit.data.dense import load_dense
+    from chipfit.train import TrainConfig, fit
+    from chipfit.train.dense import make_task
+
+    if task not in ("segment", "detect"):
+        raise ValueError(f"--task {task!r}: classify, segment or detect")
+    bundle = load_dense(data, task, seed=cfg.seed, **(data_options or {}))
+    if flip is not None:
+        bundle.flip = flip
+    torch.manual_seed(cfg.seed)
+    loaded = _load_dense_model(model, bundle, task)
+    cfg = TrainConfig(**{**cfg.to_dict(), "model_name": loaded.registry_name})
+    result = fit(loaded.module, bundle, cfg, task=make_task(task))
+    if result.interrupted:
+        return result, None
+    return result, write_dense_report(result, bundle, loaded.registry_name or loaded.name, cfg, task)
+
+
+def _load_dense_model(model: str | nn.Module, bundle: Any, task: str) -> Any:
+    """The network, sized for the data (classes, channels, image size); a clear error for a network of the other
+    task or a classifier."""
+    from chipfit.models import get_entry
+
+    h, w = bundle.image_size
+    if isinstance(model, str) and checkpoint_path(model) is None and not model.endswith(".json") and ":" not in model:
+        entry = get_entry(model)
+        got = getattr(entry, "task", "classify")
+        if got != task:
+            from chipfit.models import list_models
+
+            names = ", ".join(list_models(task=task))
+            raise ValueError(f"{model} is a {got} network; --task {task} needs one of: {names}")
+        module = entry.factory(num_classes=bundle.num_classes, in_chans=bundle.in_chans, input_size=(h, w))
+        return LoadedModel(module, None, (1, bundle.in_chans, h, w), model, "builtin", registry_name=model)
+    return load_model(model)
+
+
+def write_dense_report(result: Any, data: Any, name: str, cfg: Any, task: str) -> dict[str, Any]:
+    """Test metrics of a finished segmentation or detection run, its cost and its pictures."""
+    import json
+    import math
+
+    import torch
+
+    from chipfit.report.dense import per_image_png, predictions_png
+
+    test = result.test_metrics or {}
+    model = result.model
+    prof = count(model, data.input_shape(1))
+    per_image = test.get("per_image_iou") if task == "segment" else test.get("per_image")
+    keep = ("miou", "pixel_accuracy", "per_class_iou") if task == "segment" else \
+        ("map", "map50", "map75", "map_small", "map_medium", "map_large", "per_class_ap50")
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        return v
+
+    report = {
+        "model": name, "data": data.name, "task": task, "score": result.score,
+        "test_score": result.test_accuracy, "best_val_score": result.best_val_accuracy,
+        "test": {k: clean(test.get(k)) for k in keep}, "test_images": len(data.test),
+        "params": prof.total.params, "macs": prof.total.macs, "input_shape": list(data.input_shape(1)),
+        "train_seconds": result.train_seconds, "epochs": len(result.history), "seed": cfg.seed,
+        "config": cfg.to_dict(), "history": result.history,
+    }
+    if result.out:
+        out = result.out
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        (out / "per_image.json").write_text(json.dumps(clean({"per_image": per_image}), indent=1))
+        k = min(4, len(data.test))
+        x = data.normalise(data.test.images[:k])
+        model.eval()
+        with torch.no_grad():
+            raw = model(x)
+        if task == "segment":
+            preds = [{"mask": m} for m in raw.argmax(1).numpy()]
+            truths = [{"mask": m} for m in data.test.masks[:k].numpy()]
+            title = f"{name} on {data.name}: test mIoU {report['test_score']:.3f}"
+            per_image_png(per_image or [], out / "per_image.png", f"{name}: per-image mIoU", "mean IoU of the image")
+        else:
+            preds = model.decode(*raw, image_size=data.image_size)
+            truths = [{"boxes": b, "labels": lab} for b, lab in zip(data.test.boxes[:k], data.test.labels[:k],
+                                                                     strict=True)]
+            title = f"{name} on {data.name}: test mAP@0.5 {report['test_score']:.3f}"
+            recall = [r["matched"] / r["num_gt"] if r["num_gt"] else float("nan") for r in per_image or []]
+            per_image_png(recall, out / "per_image.png", f"{name}: per-image recall at IoU 0.5",
+                          "boxes found (score >= 0.3) / boxes")
+        predictions_png(data.test.images[:k].numpy(), truths, preds, data.classes, out / "predictions.png", title)
     return report
 
 

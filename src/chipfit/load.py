@@ -69,6 +69,8 @@ class LoadedModel:
 
 
 def _shape(cfg: Any) -> tuple[int, ...] | None:
+    if cfg is not None and hasattr(cfg, "input_hw"):  # a dense network's (height, width)
+        return (1, cfg.in_chans, *cfg.input_hw)
     if cfg is None or not hasattr(cfg, "input_size"):
         return None
     return (1, cfg.in_chans, cfg.input_size, cfg.input_size)
@@ -191,7 +193,17 @@ def _from_checkpoint(path: Path) -> LoadedModel:
     spec = json.loads(state["model_spec"])
     weights = state["model"]
     config, reg_name = spec.get("config"), spec.get("name")
-    if config:
+    if config and isinstance(config, dict) and "arch" in config:  # a segmenter or detector (chipfit.models.dense)
+        from chipfit.models.dense import build_dense, dense_config_from_dict
+
+        try:
+            dcfg = dense_config_from_dict(config)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise CheckpointError(f"{path}: the dense model config it holds is invalid ({error_reason(e)})") from None
+
+        def build() -> nn.Module:
+            return build_dense(dcfg)
+    elif config:
         try:
             cfg = ModelConfig.from_dict(config)
         except (ValueError, TypeError, KeyError, AttributeError) as e:  # what a config's own checks raise

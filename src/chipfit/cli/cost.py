@@ -68,6 +68,7 @@ def profile(
 
 def models(
     family: Annotated[str | None, typer.Option(help="only this family, e.g. quadranet")] = None,
+    task: Annotated[str | None, typer.Option(help="classify, segment, detect or all (default: all)")] = None,
     counts: Annotated[bool, typer.Option(help="also count params and MACs at each model's input (profiles every "
                                               "network: seconds)")] = False,
 ) -> None:
@@ -80,11 +81,11 @@ def models(
         from chipfit.models import get_entry, list_models
         from chipfit.report.tables import si
 
-        names = list_models(family)
+        names = list_models(family, task=task or "all")
         if not names:
-            fail(f"no models in family {family!r}")
+            fail(f"no models in family {family!r}" + (f" for task {task}" if task else ""))
         t = Table(title=f"{len(names)} built-in networks")
-        for col in ("name", "family", "input", "params", "MACs", "description"):
+        for col in ("name", "task", "family", "input", "params", "MACs", "description"):
             t.add_column(col, justify="right" if col in ("params", "MACs") else "left")
         for name in track(names, description="counting", console=err, disable=not counts):
             e = get_entry(name)
@@ -92,7 +93,7 @@ def models(
             if counts:
                 p = run_profile(name)
                 params, macs = si(p.total.params), si(p.total.macs)
-            t.add_row(name, e.family, "x".join(map(str, e.input_shape)), params, macs, escape(e.description))
+            t.add_row(name, e.task, e.family, "x".join(map(str, e.input_shape)), params, macs, escape(e.description))
         console.print(t)
 
 

@@ -19,7 +19,10 @@ from chipfit.cli._common import (
 def train(
     model: Annotated[str | None, typer.Argument(help="built-in name (chipfit models) or a ModelConfig JSON file")]
     = None,
-    data: Annotated[str, typer.Option(help="fashion-mnist or a class-per-folder tree (train/<class>/*.png)")] = "",
+    data: Annotated[str, typer.Option(help="fashion-mnist or a class-per-folder tree (train/<class>/*.png); for "
+                                           "--task segment/detect: fmnist-scenes, trees, nuclei or a folder (image + "
+                                           "mask folders, Pascal VOC, COCO JSON)")] = "",
+    task: Annotated[str, typer.Option(help="classify, segment (mIoU) or detect (COCO mAP)")] = "classify",
     out: Annotated[Path | None, typer.Option(help="run folder: last.pt, best.pt, metrics.jsonl, report.json")]
     = None,
     model_opt: Annotated[str | None, typer.Option("--model", help="the model, as an option (old form)")] = None,
@@ -46,14 +49,26 @@ def train(
         spec = model or model_opt
         if spec is None:
             fail("give the model: chipfit train MODEL --data ... --out DIR")
+        if task not in ("classify", "segment", "detect"):
+            fail(f"--task {task!r}: classify, segment or detect")
         if not data or out is None:
-            fail("give --data (fashion-mnist or a class-per-folder tree) and --out DIR")
+            fail("give --data (fashion-mnist or a class-per-folder tree; fmnist-scenes for --task segment/detect) "
+                 "and --out DIR")
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                           warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, ema_decay=ema, seed=seed,
                           out=str(out), resume=resume, force=force)
-        result, report = run_train(spec, data, cfg, crop_pad=crop_pad)
+        result, report = run_train(spec, data, cfg, crop_pad=crop_pad, task=task)
         if report is None:
             raise typer.Exit(130)
+        if task != "classify":
+            what = "mIoU" if task == "segment" else "mAP@0.5"
+            more = (f", mAP {report['test']['map']:.4f}" if task == "detect" else
+                    f", pixel accuracy {report['test']['pixel_accuracy']:.4f}")
+            console.print(f"test {what} {report['test_score']:.4f}{more} ({report['model']}, {report['params']:,} "
+                          f"params, {report['macs'] / 1e6:.2f} M MACs at {'x'.join(map(str, report['input_shape']))}, "
+                          f"{report['train_seconds']:.0f} s); wrote {out}/report.json, {out}/predictions.png",
+                          highlight=False, markup=False)
+            return
         console.print(f"test accuracy {report['test_accuracy']:.4f} ({report['model']}, {report['params']:,} params, "
                       f"{report['macs'] / 1e6:.2f} M MACs, {report['train_seconds']:.0f} s); wrote {out}/report.json, "
                       f"{out}/confusion.png", highlight=False, markup=False)

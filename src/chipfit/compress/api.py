@@ -58,7 +58,8 @@ class CompressResult:
 
 def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out: str | Path | None = None,
              resume: bool = False, progress: bool = True, input_shape: tuple[int, ...] | None = None,
-             model_name: str | None = None, teacher: nn.Module | None = None, force: bool = False) -> CompressResult:
+             model_name: str | None = None, teacher: nn.Module | None = None, force: bool = False,
+             task: Any = None) -> CompressResult:
     """Compress ``model`` as ``config`` says and measure it before and after.
 
     Args:
@@ -72,6 +73,9 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
         teacher: the trained teacher network when ``config.distill`` is set (frozen and put in eval mode here).
         force: write into an ``out`` that already holds files, over them (without it, and without ``resume``, such
             a folder is refused: nothing is lost).
+        task: what ``accuracy`` measures and fine-tuning trains (:class:`chipfit.train.task.Task`); default
+            classification; a segmenter's or detector's (``chipfit.train.dense.make_task``) with dense data, when
+            ``accuracy`` is its score (mIoU, mAP@0.5).
     """
     from chipfit.compress.fold import fold_bn
 
@@ -96,7 +100,7 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model.eval()
-    baseline = measure(model, config, data, input_shape, quant=None)
+    baseline = measure(model, config, data, input_shape, quant=None, task=task)
     steps: list[dict[str, Any]] = [{"step": "baseline", "accuracy": baseline["accuracy"]}]
     plan = None
 
@@ -107,7 +111,7 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
         model, plan, hooks, info = _prune(model, config, data, input_shape)
         if plan is not None and recalibrate_bn(model, calibration_batches(data, config)):
             info["batchnorm_recalibrated"] = True
-        steps.append({"step": "prune", **info, "accuracy": accuracy(model, data)})
+        steps.append({"step": "prune", **info, "accuracy": accuracy(model, data, task)})
     if config.distill is not None:
         from chipfit.compress.distill import distill_hooks, freeze_teacher
 
@@ -117,23 +121,23 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
     if (config.prune is not None or config.distill is not None) and config.finetune_epochs:
         try:
             _train(model, data, config, config.finetune_epochs, out / "finetune" if out else None, resume,
-                   progress, hooks, model_name, force)
+                   progress, hooks, model_name, force, task)
         finally:
             if hooks.close is not None:  # the distillation recorders come off the student and the teacher
                 hooks.close()
         if hooks.after_step is not None:  # the pruning schedule's end: weights at the final sparsity
             hooks.after_step(1, 1)
-        steps.append({"step": "finetune", "epochs": config.finetune_epochs, "accuracy": accuracy(model, data)})
+        steps.append({"step": "finetune", "epochs": config.finetune_epochs, "accuracy": accuracy(model, data, task)})
     elif hooks.after_step is not None:  # no fine-tuning: prune at once
         hooks.after_step(1, 1)
-        steps.append({"step": "prune at once", "accuracy": accuracy(model, data)})
+        steps.append({"step": "prune at once", "accuracy": accuracy(model, data, task)})
 
     if config.fold:
         n_bn = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         fold_bn(model)
         left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         steps.append({"step": "fold", "batchnorms_folded": n_bn - left, "batchnorms_left": left,
-                      "accuracy": accuracy(model, data)})
+                      "accuracy": accuracy(model, data, task)})
 
     float_model = copy.deepcopy(model)  # the physical network the chip runs: costs come from this one
     if config.quant is not None:
@@ -143,13 +147,14 @@ def compress(model: nn.Module, config: CompressConfig, data: Any = None, *, out:
         if not config.quant.fp16:
             calibrate(model, calibration_batches(data, config))
             steps.append({"step": "calibrate", "images": config.calib_images, "method": config.quant.calibration,
-                          "accuracy": accuracy(model, data)})
+                          "accuracy": accuracy(model, data, task)})
         if config.qat_epochs:
             _train(model, data, config, config.qat_epochs, out / "qat" if out else None, resume, progress,
-                   TrainHooks(), model_name, force)
-            steps.append({"step": "qat", "epochs": config.qat_epochs, "accuracy": accuracy(model, data)})
+                   TrainHooks(), model_name, force, task)
+            steps.append({"step": "qat", "epochs": config.qat_epochs, "accuracy": accuracy(model, data, task)})
     model.eval()
-    compressed = measure(model, config, data, input_shape, quant=config.quant, float_model=float_model)
+    compressed = measure(model, config, data, input_shape, quant=config.quant, float_model=float_model,
+                         task=task)
     result = CompressResult(model, config, baseline, compressed, steps, plan, out=out)
     if out:
         save_compressed(out / "compressed.pt", model, config, plan, model_name, data)
@@ -187,13 +192,13 @@ def _prune(model: nn.Module, config: CompressConfig, data: Any, input_shape) -> 
 
 
 def _train(model: nn.Module, data: Any, config: CompressConfig, epochs: int, out: Path | None, resume: bool,
-           progress: bool, hooks: TrainHooks, model_name: str | None, force: bool = False) -> None:
+           progress: bool, hooks: TrainHooks, model_name: str | None, force: bool = False, task: Any = None) -> None:
     cont = bool(resume and out and (out / "last.pt").is_file())
     cfg = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, warmup_epochs=min(0.1, epochs),
                       seed=config.seed, out=str(out) if out else None, resume=cont, progress=progress,
                       model_name=model_name, max_steps_per_epoch=config.max_steps_per_epoch,
                       force=not cont and (force or resume))
-    r = fit(model, data, cfg, hooks=hooks)
+    r = fit(model, data, cfg, hooks=hooks, task=task)
     if r.interrupted:
         raise KeyboardInterrupt(f"interrupted: continue with --resume (checkpoint in {out})")
 

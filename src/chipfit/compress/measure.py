@@ -32,21 +32,24 @@ from chipfit.train.engine import evaluate
 INDEX_BITS = 4
 
 
-def accuracy(model: nn.Module, data: Any) -> float | None:
-    """Top-1 on ``data``'s test split, in eval mode (the module's mode is restored); None without data."""
+def accuracy(model: nn.Module, data: Any, task: Any = None) -> float | None:
+    """Top-1 on ``data``'s test split, in eval mode (the module's mode is restored); None without data. With a
+    ``task`` (segmentation, detection: :mod:`chipfit.train.dense`) its score instead: mIoU, mAP@0.5."""
     if data is None:
         return None
     was = model.training
     model.eval()
     try:
+        if task is not None:
+            return float(task.evaluate(model, data, "test")[task.score])
         return float(evaluate(model, data, "test")["accuracy"])
     finally:
         model.train(was)
 
 
 def measure(model: nn.Module, config: CompressConfig, data: Any, input_shape, quant: QuantConfig | None = None,
-            float_model: nn.Module | None = None) -> dict[str, Any]:
-    """Accuracy, storage, MACs and simulated latency/energy (see the module docstring).
+            float_model: nn.Module | None = None, task: Any = None) -> dict[str, Any]:
+    """Accuracy (or ``task``'s score), storage, MACs and simulated latency/energy (see the module docstring).
 
     Args:
         model: the network whose accuracy is measured (fake-quantized, if ``quant``).
@@ -83,7 +86,7 @@ def measure(model: nn.Module, config: CompressConfig, data: Any, input_shape, qu
     kw = {"precision": precision_from_bits(sim_bits, wbits, layer_bits), "sparsity": sparsity}
     tot = simulate(prof, arch, **kw, fused=False).total  # said outright: each layer by itself
     fused = simulate(prof, arch, **kw, fused=True).total
-    res = {"accuracy": accuracy(model, data), "size_bytes": size_bytes(phys, quant, layer_bits),
+    res = {"accuracy": accuracy(model, data, task), "size_bytes": size_bytes(phys, quant, layer_bits),
            "params": prof.total.params,
            "dense_macs": prof.total.macs, "macs": tot["macs"] if sparsity else prof.total.macs,
            "weight_sparsity": 1 - density, "latency_s": tot["time_s"], "energy_j": tot["energy_j"],

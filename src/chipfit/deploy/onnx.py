@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from chipfit.compress.quant.modules import Fp16, QuantLayer
+from chipfit.deploy._outputs import flat_outputs, output_names
 from chipfit.deploy.qdq import export_qdq, verify_qdq
 
 OPSET = 20  # Gelu is an ONNX op from 20 on; at 18 it is written out as Div, Erf, Add, Mul: 5 ONNX Runtime kernels
@@ -72,7 +73,7 @@ def _dynamo(model: nn.Module, x: torch.Tensor):
             warnings.filterwarnings("ignore", message=re.escape("`isinstance(treespec, LeafSpec)` is deprecated"),
                                     category=FutureWarning)  # torch's own use of its pytree API
             program = torch.onnx.export(model, (x,), None, dynamo=True, opset_version=OPSET, input_names=["input"],
-                                        output_names=["logits"], verbose=False, optimize=True)
+                                        output_names=output_names(model), verbose=False, optimize=True)
     finally:
         log.setLevel(level)
     return program.model_proto
@@ -83,7 +84,7 @@ def _torchscript(model: nn.Module, x: torch.Tensor):
 
     buf = io.BytesIO()
     torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=LEGACY_OPSET, input_names=["input"],
-                      output_names=["logits"])
+                      output_names=output_names(model))
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -113,18 +114,18 @@ def _export(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[Any, dict[s
 
 def ort_logits(source: str | bytes, x: torch.Tensor):
     """Logits of an ONNX file (path) or serialized model (bytes) in ONNX Runtime, CPU, image by image (the file has
-    a fixed batch of one)."""
+    a fixed batch of one); several outputs come joined as :func:`flat_outputs` joins them."""
     import numpy as np
     import onnxruntime as ort
 
     sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    return np.concatenate([flat_outputs(sess.run(None, {name: x[i:i + 1].numpy()})) for i in range(len(x))])
 
 
 def _reference(model: nn.Module, x: torch.Tensor):
     with torch.no_grad():
-        return model.eval()(x).float().numpy()
+        return flat_outputs(model.eval()(x))
 
 
 def max_abs_diff(model: nn.Module, path: str | Path, x: torch.Tensor) -> float:
@@ -180,10 +181,11 @@ def export_float_info(model: nn.Module, path: str | Path, input_shape: Sequence[
     scale = float(np.abs(ref).max())
     limit = tolerance(scale)
     proto, info = _export(model, shape)
-    if _io_names(proto) != (["input"], ["logits"]):
+    names = output_names(model)
+    if _io_names(proto) != (["input"], names):
         ins, outs = _io_names(proto)
         raise ValueError(f"{type(model).__name__} exports with inputs {ins} and outputs {outs}: chipfit deploys "
-                         "networks of one image input and one logits output")
+                         f"networks of one image input and the outputs {names}")
     raw = proto.SerializeToString()
     chosen, diff, slim_info = raw, None, None
     if slim:
@@ -193,7 +195,7 @@ def export_float_info(model: nn.Module, path: str | Path, input_shape: Sequence[
                      "applied": False, "note": None}
         try:
             slimmed = onnxslim.slim(proto)
-            if _io_names(slimmed) != (["input"], ["logits"]):
+            if _io_names(slimmed) != (["input"], names):
                 raise ValueError(f"it renamed the graph's inputs and outputs to {_io_names(slimmed)}")
             candidate = slimmed.SerializeToString()
             d = float(np.abs(ort_logits(candidate, x) - ref).max())

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from chipfit.compress.quant import fake
 from chipfit.compress.quant.modules import ActQuant, QuantLayer
+from chipfit.deploy._outputs import flat_outputs, output_names
 
 
 class _Exporting:
@@ -69,7 +70,7 @@ def export_qdq(model: nn.Module, path: str | Path, input_shape: tuple[int, ...])
     with _Exporting(model), torch.no_grad():
         # no constant folding: it would fold the weights' Q/DQ pairs into float constants
         torch.onnx.export(model, (torch.zeros(input_shape),), str(path), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["logits"], do_constant_folding=False)
+                          input_names=["input"], output_names=output_names(model), do_constant_folding=False)
     return path
 
 
@@ -86,7 +87,7 @@ def verify_qdq(model: nn.Module, path: str | Path, x: torch.Tensor) -> dict[str,
 
     model.eval()
     with torch.no_grad():
-        ref = model(x).numpy()
+        ref = flat_outputs(model(x))
     out: dict[str, Any] = {}
     for label, level in (("reference", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
                          ("optimized", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)):
@@ -94,7 +95,7 @@ def verify_qdq(model: nn.Module, path: str | Path, x: torch.Tensor) -> dict[str,
         so.graph_optimization_level = level
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
-        got = np.concatenate([sess.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
+        got = np.concatenate([flat_outputs(sess.run(None, {name: x[i:i + 1].numpy()})) for i in range(len(x))])
         d = np.abs(got - ref)
         out[label] = {"max_abs_diff": float(d.max()), "median_abs_diff": float(np.median(d)),
                       "argmax_agreement": float((got.argmax(1) == ref.argmax(1)).mean())}

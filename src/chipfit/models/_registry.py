@@ -24,6 +24,8 @@ class ModelEntry:
         input_shape: default input shape (N, C, H, W) the network is designed for.
         family: model family, e.g. ``quadranet`` or ``hornet``.
         description: one line for `chipfit models`.
+        task: what the network outputs: ``classify`` (logits per image), ``segment`` (logits per pixel) or
+            ``detect`` (per-location class logits, boxes and centerness); see :mod:`chipfit.models.dense`.
     """
 
     name: str
@@ -31,21 +33,27 @@ class ModelEntry:
     input_shape: tuple[int, ...]
     family: str
     description: str = ""
+    task: str = "classify"
 
 
+TASKS = ("classify", "segment", "detect")
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, input_shape: tuple[int, ...] = (1, 3, 224, 224), family: str = "", description: str = ""
+    name: str, *, input_shape: tuple[int, ...] = (1, 3, 224, 224), family: str = "", description: str = "",
+    task: str = "classify",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model constructor under ``name``."""
+    if task not in TASKS:
+        raise ValueError(f"model {name!r}: unknown task {task!r}; tasks: {', '.join(TASKS)}")
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
-        _REGISTRY[name] = ModelEntry(name, fn, tuple(input_shape), family, description or " ".join(doc.split()))
+        _REGISTRY[name] = ModelEntry(name, fn, tuple(input_shape), family, description or " ".join(doc.split()),
+                                     task)
         return fn
 
     return wrap

@@ -11,7 +11,8 @@ from typing import Any
 import torch.nn as nn
 
 from chipfit.models import convnext, hornet, mobilenetv2, quadranet, shufflenetv2, swin  # noqa: F401
-from chipfit.models._registry import _REGISTRY, ModelEntry
+from chipfit.models._registry import _REGISTRY, TASKS, ModelEntry
+from chipfit.models.dense import networks  # noqa: F401  (segmenters and detectors)
 
 
 def unknown_model_message(name: str) -> str:
@@ -33,6 +34,17 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return get_entry(name).factory(**kwargs)
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Registered model names, sorted; optionally only one family."""
-    return sorted(n for n, e in _REGISTRY.items() if family is None or e.family == family)
+def list_models(family: str | None = None, task: str | None = None) -> list[str]:
+    """Registered model names, sorted; optionally only one family.
+
+    Args:
+        family: only this family, e.g. ``quadranet`` or ``fcos``.
+        task: ``classify``, ``segment``, ``detect`` or ``all``; by default the classifiers, or every network of
+            ``family`` when one is given (a family's networks share one task).
+    """
+    if task is None:
+        task = "all" if family else "classify"
+    if task != "all" and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)} or all")
+    return sorted(n for n, e in _REGISTRY.items()
+                  if (family is None or e.family == family) and task in ("all", e.task))

@@ -24,16 +24,23 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from chipfit.data import DataBundle
 from chipfit.train.checkpoint import check_spec, load_checkpoint, model_spec, save_checkpoint
 from chipfit.train.config import TrainConfig
+from chipfit.train.task import ClassifyTask, Task, evaluate, is_dist, rank_world
+
+__all__ = ["TrainHooks", "TrainResult", "evaluate", "fit", "lr_at", "param_groups"]
 
 
 @dataclass
 class TrainResult:
-    """What a run produced: final metrics, the per-epoch history and where the files are."""
+    """What a run produced: final metrics, the per-epoch history and where the files are.
+
+    ``best_val_accuracy``, ``val_accuracy`` and ``test_accuracy`` hold the task's score, named by ``score``:
+    top-1 accuracy for a classifier, mIoU for a segmenter, mAP@0.5 for a detector; ``test_metrics`` has the whole
+    test evaluation (per class, per image).
+    """
 
     model: nn.Module
     best_val_accuracy: float
@@ -43,14 +50,8 @@ class TrainResult:
     train_seconds: float = 0.0
     out: Path | None = None
     interrupted: bool = False
-
-
-def _is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def _rank_world() -> tuple[int, int]:
-    return (dist.get_rank(), dist.get_world_size()) if _is_dist() else (0, 1)
+    score: str = "accuracy"
+    test_metrics: dict[str, Any] | None = None
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -68,33 +69,6 @@ def lr_at(step: int, total: int, warmup: int, base: float, min_ratio: float) -> 
         return base * (step + 1) / warmup
     t = (step - warmup) / max(total - warmup, 1)
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: DataBundle, split: str = "val", batch_size: int = 512,
-             per_class: bool = False) -> dict[str, Any]:
-    """Loss and top-1 accuracy on a split (all-reduced across processes); optionally the confusion matrix."""
-    was = model.training
-    model.eval()
-    rank, world = _rank_world()
-    k = data.num_classes
-    conf = torch.zeros(k, k, dtype=torch.int64)
-    loss_sum = torch.zeros(1, dtype=torch.float64)
-    for x, y in data.batches(split, batch_size, rank=rank, world=world):
-        out = model(x)
-        loss_sum += F.cross_entropy(out, y, reduction="sum").double()
-        conf += torch.bincount(y * k + out.argmax(1), minlength=k * k).view(k, k)
-    if _is_dist():
-        dist.all_reduce(conf)
-        dist.all_reduce(loss_sum)
-    model.train(was)
-    n = int(conf.sum())
-    res: dict[str, Any] = {"loss": float(loss_sum) / max(n, 1), "accuracy": float(conf.diag().sum()) / max(n, 1),
-                           "n": n}
-    if per_class:
-        res["per_class"] = {c: float(conf[i, i]) / max(int(conf[i].sum()), 1) for i, c in enumerate(data.classes)}
-        res["confusion"] = conf.tolist()
-    return res
 
 
 class _Ema:
@@ -132,16 +106,18 @@ class TrainHooks:
     close: Callable[[], None] | None = None
 
 
-def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig | None = None,
-        hooks: TrainHooks | None = None) -> TrainResult:
+def fit(model: nn.Module, data: DataBundle | Any, cfg: TrainConfig | None = None,
+        hooks: TrainHooks | None = None, task: Task | None = None) -> TrainResult:
     """Train ``model`` on ``data``; see the module docstring for what it does and writes.
 
-    Files in ``cfg.out``: ``last.pt`` (every epoch and on Ctrl-C), ``best.pt`` (best validation accuracy),
+    Files in ``cfg.out``: ``last.pt`` (every epoch and on Ctrl-C), ``best.pt`` (best validation score),
     ``metrics.jsonl`` (one line per epoch). The test set is evaluated once, at the end. ``hooks`` add a loss term,
-    a per-step callback and extra trainable modules (see :class:`TrainHooks`).
+    a per-step callback and extra trainable modules (see :class:`TrainHooks`). ``task`` says what is learnt
+    (default: classification with ``cfg.label_smoothing``; segmentation and detection: :mod:`chipfit.train.dense`).
     """
     cfg = cfg or TrainConfig()
-    run = _start_run(model, data, cfg, hooks or TrainHooks())
+    task = task or ClassifyTask(cfg.label_smoothing)
+    run = _start_run(model, data, cfg, hooks or TrainHooks(), task)
     if cfg.resume:
         _restore(run)
     epoch_gen_state = run.gen.get_state() if run.pos.start_batch else None
@@ -191,6 +167,7 @@ class _Run:
     data: DataBundle
     cfg: TrainConfig
     hooks: TrainHooks
+    task: Task
     opt: torch.optim.Optimizer
     ema: _Ema | None
     spec: str
@@ -215,26 +192,28 @@ class _Interruption:
 
 @dataclass
 class _EpochStats:
-    """Running totals of one epoch's training batches."""
+    """Running totals of one epoch's training batches (the task's figures, summed)."""
 
-    seen: int
-    correct: int
-    loss_sum: float
+    totals: dict[str, float]
     started: float  # perf_counter at the start of the epoch
 
+    @property
+    def seen(self) -> int:
+        return int(self.totals.get("n", 0))
 
-def _start_run(model: nn.Module, data: DataBundle, cfg: TrainConfig, hooks: TrainHooks) -> _Run:
+
+def _start_run(model: nn.Module, data: DataBundle, cfg: TrainConfig, hooks: TrainHooks, task: Task) -> _Run:
     """Join the processes, seed, check the model takes the data, and build the optimiser, the schedule's lengths,
     the EMA and the output folder (in this order: it fixes what the seeded RNGs are consumed by)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _is_dist():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_dist():
         dist.init_process_group("gloo")  # launched by torchrun: one process per rank, CPU collectives
-    rank, world = _rank_world()
+    rank, world = rank_world()
     out = Path(cfg.out) if cfg.out else None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    _check_fits(model, data)
+    task.check_fits(model, data)
     # a model that trains one path per step (a supernet) says so: DDP then expects weights without gradients
     unused = bool(getattr(model, "find_unused_parameters", False))
     net: nn.Module = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if world > 1
@@ -247,7 +226,7 @@ def _start_run(model: nn.Module, data: DataBundle, cfg: TrainConfig, hooks: Trai
         _check_out(out, cfg)
         out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(cfg.seed)
-    return _Run(model, net, data, cfg, hooks, opt, ema, spec, gen, out, rank, world, steps_per_epoch,
+    return _Run(model, net, data, cfg, hooks, task, opt, ema, spec, gen, out, rank, world, steps_per_epoch,
                 total=steps_per_epoch * cfg.epochs, warmup=int(round(cfg.warmup_epochs * steps_per_epoch)),
                 pos=_Position())
 
@@ -364,7 +343,7 @@ def _train_epoch(run: _Run, progress: Any, stop: dict[str, bool], at: _Interrupt
     cfg, pos, hooks, model, opt = run.cfg, run.pos, run.hooks, run.model, run.opt
     task = progress.add_task(f"epoch {pos.epoch + 1}/{cfg.epochs}", total=run.steps_per_epoch,
                              completed=pos.start_batch, stats="")
-    st = _EpochStats(0, 0, 0.0, time.perf_counter())
+    st = _EpochStats({}, time.perf_counter())
     batches = run.data.batches("train", cfg.batch_size, train=True, generator=run.gen, rank=run.rank,
                                world=run.world, start=pos.start_batch)
     for b, (x, y) in enumerate(batches, start=pos.start_batch):
@@ -374,7 +353,7 @@ def _train_epoch(run: _Run, progress: Any, stop: dict[str, bool], at: _Interrupt
         for g in opt.param_groups:
             g["lr"] = lr_at(pos.step, run.total, run.warmup, cfg.lr, cfg.min_lr_ratio)
         logits = run.net(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        loss, figures = run.task.loss(logits, y)
         if hooks.extra_loss is not None:
             loss = loss + hooks.extra_loss(x, logits, y)
         if not torch.isfinite(loss):
@@ -390,12 +369,11 @@ def _train_epoch(run: _Run, progress: Any, stop: dict[str, bool], at: _Interrupt
         pos.step += 1
         if hooks.after_step is not None:
             hooks.after_step(pos.step, run.total)
-        st.seen += len(y)
-        st.correct += int((logits.argmax(1) == y).sum())
-        st.loss_sum += loss.item() * len(y)
+        for k, v in figures.items():
+            st.totals[k] = st.totals.get(k, 0) + v
         ips = st.seen * run.world / max(time.perf_counter() - st.started, 1e-9)
-        progress.update(task, advance=1, stats=f"loss {st.loss_sum / st.seen:.3f} acc {st.correct / st.seen:.3f} "
-                                               f"{ips:.0f} img/s")
+        shown = " ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in run.task.train_figures(st.totals).items())
+        progress.update(task, advance=1, stats=f"{shown} {ips:.0f} img/s")
         if stop["flag"]:
             raise KeyboardInterrupt
     progress.remove_task(task)
@@ -406,9 +384,9 @@ def _end_epoch(run: _Run, progress: Any, st: _EpochStats) -> None:
     """Validate, record the epoch and move to the next; rank 0 prints it and writes ``metrics.jsonl``, ``last.pt``
     and, on a new best validation accuracy, ``best.pt``."""
     pos, cfg, out = run.pos, run.cfg, run.out
-    val = evaluate(ema_model(run.model, run.ema) if run.ema else run.model, run.data, "val")
-    rec = {"epoch": pos.epoch + 1, "train_loss": st.loss_sum / max(st.seen, 1),
-           "train_acc": st.correct / max(st.seen, 1), "val_loss": val["loss"], "val_acc": val["accuracy"],
+    val = run.task.evaluate(ema_model(run.model, run.ema) if run.ema else run.model, run.data, "val")
+    score = float(val[run.task.score])
+    rec = {"epoch": pos.epoch + 1, **run.task.train_figures(st.totals), **run.task.val_figures(val),
            "lr": run.opt.param_groups[0]["lr"], "seconds": time.perf_counter() - st.started,
            "images_per_s": st.seen * run.world / max(time.perf_counter() - st.started, 1e-9)}
     pos.history.append(rec)
@@ -416,53 +394,38 @@ def _end_epoch(run: _Run, progress: Any, st: _EpochStats) -> None:
     pos.start_batch = 0
     if run.rank == 0:
         if progress.console.is_terminal or cfg.progress:
+            train_more = "".join(f" train {v:.4f}" for k, v in rec.items() if k == "train_acc")
             progress.console.print(
-                f"epoch {rec['epoch']}: loss {rec['train_loss']:.4f} train {rec['train_acc']:.4f} "
-                f"val {rec['val_acc']:.4f} ({rec['images_per_s']:.0f} img/s)", highlight=False)
+                f"epoch {rec['epoch']}: loss {rec['train_loss']:.4f}{train_more} val {run.task.score} {score:.4f} "
+                f"({rec['images_per_s']:.0f} img/s)", highlight=False)
         if out:
             # rewritten from the history each epoch, so a run killed and resumed never repeats a line
             tmp = out / ".metrics.jsonl.tmp"
             tmp.write_text("".join(json.dumps(h) + "\n" for h in pos.history))
             os.replace(tmp, out / "metrics.jsonl")
             save_checkpoint(out / "last.pt", _state(run, 0, run.gen.get_state()))
-            if val["accuracy"] > pos.best:
-                pos.best = val["accuracy"]
+            if score > pos.best:
+                pos.best = score
                 save_checkpoint(out / "best.pt", _state(run, 0, run.gen.get_state()))
-    pos.best = max(pos.best, val["accuracy"])
+    pos.best = max(pos.best, score)
 
 
 def _finish(run: _Run, interrupted: bool, train_seconds: float) -> TrainResult:
     """Agree on the buffers across processes, take the EMA weights and test once (unless interrupted)."""
     model = run.model
-    if _is_dist():  # running statistics (BatchNorm) drift per rank after the last step: take rank 0's everywhere
+    if is_dist():  # running statistics (BatchNorm) drift per rank after the last step: take rank 0's everywhere
         for buf in model.buffers():
             dist.broadcast(buf, 0)
     if run.ema and not interrupted:
         model.load_state_dict(run.ema.shadow)
-    test_acc = None
+    test_acc, test = None, None
     history = run.pos.history
-    final_val = history[-1]["val_acc"] if history else 0.0
+    final_val = history[-1][run.task.record_key] if history else 0.0
     if not interrupted:
-        test_acc = evaluate(model, run.data, "test")["accuracy"]
-    return TrainResult(model, run.pos.best, final_val, test_acc, history, train_seconds, run.out, interrupted)
-
-
-def _check_fits(model: nn.Module, data: DataBundle) -> None:
-    """One image through the model before training: a model that cannot take this data fails here, clearly."""
-    x = data.normalise(data.train.images[:2])
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x)
-    except Exception as e:
-        raise ValueError(f"the model cannot take {data.name} images of shape {tuple(x.shape[1:])}: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
-    finally:
-        model.train(was)
-    if out.dim() != 2 or out.shape[1] != data.num_classes:
-        raise ValueError(f"the model outputs {tuple(out.shape[1:])} per image; {data.name} has {data.num_classes} "
-                         "classes (build it with num_classes=...)")
+        test = run.task.evaluate(model, run.data, "test")
+        test_acc = float(test[run.task.score])
+    return TrainResult(model, run.pos.best, final_val, test_acc, history, train_seconds, run.out, interrupted,
+                       run.task.score, test)
 
 
 def ema_model(model: nn.Module, ema: _Ema) -> nn.Module:
