@@ -2,7 +2,7 @@
 
 The order, lowest first (written here and in the README's layout table, nowhere else):
 
-    layers, data -> models -> cost -> hw -> train -> compress -> deploy -> nas -> report -> load -> api -> cli
+    layers, data -> models -> cost -> hw -> train -> compress -> deploy -> nas -> report -> load -> api -> design -> cli
 
 ``layers`` and ``data`` share the bottom and do not import each other. Every import counts: at module level, inside
 functions (lazy imports) and under ``TYPE_CHECKING``. The root ``chipfit/__init__.py`` re-exports the public API
@@ -18,7 +18,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ORDER: list[tuple[str, ...]] = [("layers", "data"), ("models",), ("cost",), ("hw",), ("train",), ("compress",),
-                                ("deploy",), ("nas",), ("report",), ("load",), ("api",), ("cli",)]
+                                ("deploy",), ("nas",), ("report",), ("load",), ("api",), ("design",),
+                                ("cli",)]
 RANK = {pkg: i for i, level in enumerate(ORDER) for pkg in level}
 ROOT = "<root>"
 RANK[ROOT] = len(ORDER)

@@ -6,8 +6,8 @@ name, a YAML file or a SCALE-Sim ``.cfg``), the precision as ``--precision`` and
 exit code 2, never a traceback: every verb runs inside :func:`~chipfit.cli._common.user_errors`.
 
 The verbs live by stage: ``cost`` (profile, models, simulate), ``learn`` (train, eval, compress), ``deploy``
-(deploy, measure, predict), ``search`` (search), ``explore`` (hw explore) and ``predictor`` (predictor build,
-show); ``chipfit hw`` is :mod:`chipfit.hw._cli`.
+(deploy, measure, predict), ``search`` (search), ``design`` (design: all of them joined), ``explore`` (hw explore)
+and ``predictor`` (predictor build, show); ``chipfit hw`` is :mod:`chipfit.hw._cli`.
 Each module imports the stages it drives inside its commands, so ``chipfit --help`` and a CSV simulation start
 without torch.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from chipfit.cli import cost, deploy, explore, learn, search
+from chipfit.cli import cost, deploy, design, explore, learn, search
 from chipfit.cli.predictor import predictor_app
 from chipfit.hw._cli import hw_app
 
@@ -35,6 +35,7 @@ app.command()(deploy.deploy)
 app.command()(deploy.measure)
 app.command()(deploy.predict)
 app.command()(search.search)
+app.command()(design.design)
 
 
 def main() -> None:
