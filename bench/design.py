@@ -3,6 +3,7 @@ against the hand-designed QuadraNet demo network.
 
     .venv/bin/python bench/design.py resume   # a fixed small plan: uninterrupted, then killed (SIGINT) once per stage
     .venv/bin/python bench/design.py hand     # configs/quadranet_s28_demo.json trained with the old demo's recipe
+    .venv/bin/python bench/design.py screenshot  # runs/demo/report.html in headless Chromium -> docs/design_report.png
     .venv/bin/python bench/design.py report   # bench/results/design.md + .json (reads runs/demo, the make demo run)
 
 ``resume`` starts `chipfit design` in a fresh process, sends SIGINT as soon as the stage under test has begun
@@ -52,10 +53,20 @@ def _result(out: Path) -> dict:
             "int8_accuracy": comp["int8_accuracy"], "params": st["train"]["params"]}
 
 
+def _sigint_default() -> None:
+    """In the child: SIGINT as an interactive terminal delivers it. A job started in the background of a shell
+    inherits SIGINT ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([CHIPFIT, "design", *PLAN, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_sigint_default)
+
+
 def _run(out: Path, stop_at: str | None = None) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.Popen([CHIPFIT, "design", *PLAN, "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = _start(out)
     info = {"stopped_in": None}
     if stop_at is not None:
         mark, wait = STAGE_MARK[stop_at]
@@ -70,12 +81,13 @@ def _run(out: Path, stop_at: str | None = None) -> dict:
         state = json.loads((out / "state.json").read_text())
         info["done_when_stopped"] = list(state["done"])
         info["first_tail"] = first.strip().splitlines()[-1:] if first.strip() else []
-        proc = subprocess.Popen([CHIPFIT, "design", *PLAN, "--out", str(out)], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = _start(out)
     text = proc.communicate()[0]
     if proc.returncode != 0:
         raise SystemExit(f"design in {out} failed:\n{text[-2000:]}")
     info.update(_result(out), seconds=time.perf_counter() - t0, rc=proc.returncode)
+    info["candidates"] = [json.loads(x)["key"] for x in (out / "search" / "candidates.jsonl").read_text().splitlines()
+                          if x.strip()]
     return info
 
 
@@ -87,7 +99,7 @@ def resume(args) -> None:
         res = json.loads(path.read_text())
     for stage in (None, *STAGE_MARK):
         key = stage or "uninterrupted"
-        if key in res:
+        if key in res and (stage is None or res[key].get("first_rc") == 130):
             continue
         out = WORK / f"design_{key}"
         if out.exists():
@@ -115,6 +127,23 @@ def hand(args) -> None:
     if not (q / "report.json").is_file():
         subprocess.run([CHIPFIT, "compress", str(out), "--data", "fashion-mnist", "--quantize", "int8", "--per-channel",
                         "--out", str(q), "--force"], check=True, env=env)
+
+
+def screenshot(args) -> None:
+    """The demo's report rendered by headless Chromium (Debian's package): docs/design_report.png (the top of the
+    page, for the README) and runs/demo/report_full.png (the whole page, to look at)."""
+    import shutil
+
+    html = ROOT / "runs" / "demo" / "report.html"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("headless Chromium is missing: apt-get install -y chromium")
+    (ROOT / "docs").mkdir(exist_ok=True)
+    for path, height in ((ROOT / "docs" / "design_report.png", 1500), (html.parent / "report_full.png", 6400)):
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--window-size=1200,{height}", f"--screenshot={path}", html.as_uri()], check=True,
+                       capture_output=True, timeout=120)
+        print(f"wrote {path}")
 
 
 def _modelled(model: str) -> dict:
@@ -164,12 +193,18 @@ def report(args) -> None:
         ref = res.get("uninterrupted")
         lines += ["## Interrupted at each stage, then resumed", "",
                   f"A fixed plan (`chipfit design {' '.join(PLAN)}`), so that every run follows the same steps. "
-                  "SIGINT once the stage has begun; the same command again; compared with the uninterrupted run.", "",
+                  "SIGINT once the stage has begun; the same command again; compared with the uninterrupted run (the "
+                  "same? column: the chosen network, float and int8 test accuracy, modelled latency and energy, and "
+                  "the search's every candidate in order).", "",
                   "| stopped in | stages done when stopped | chosen network | test acc | int8 acc | latency ms "
                   "| same? |",
                   "|---|---|---|---|---|---|---|"]
         for key, r in res.items():
-            same = all(r[k] == ref[k] for k in ("chosen", "test_accuracy", "int8_accuracy", "latency_s", "energy_j"))
+            if "candidates" not in r:  # runs recorded before the candidate list was kept: read it from their folder
+                log = WORK / f"design_{key}" / "search" / "candidates.jsonl"
+                r["candidates"] = [json.loads(x)["key"] for x in log.read_text().splitlines() if x.strip()]
+            same = all(r[k] == ref[k] for k in ("chosen", "test_accuracy", "int8_accuracy", "latency_s", "energy_j",
+                                                "candidates"))
             lines.append(f"| {key} | {', '.join(r.get('done_when_stopped', [])) or '-'} | {r['chosen'][:40]}... | "
                          f"{r['test_accuracy']:.4f} | {r['int8_accuracy']:.4f} | {r['latency_s'] * 1e3:.4f} | "
                          f"{'yes' if same else '**no**'} |")
@@ -183,9 +218,9 @@ def report(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("resume", "hand", "report"))
+    ap.add_argument("stage", choices=("resume", "hand", "screenshot", "report"))
     args = ap.parse_args()
-    {"resume": resume, "hand": hand, "report": report}[args.stage](args)
+    {"resume": resume, "hand": hand, "screenshot": screenshot, "report": report}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ finished stage is read back, not run again; ``state.json`` holds what each stage
     zoo/       with ``zoo_epochs``: the best zoo network within the budgets, trained with the same recipe
     report.html  one self-contained page (:mod:`chipfit.design.summary`)
 
-The time box: each stage gets a share of ``cfg.minutes`` (``SHARES``) and turns it into epochs, steps or
-generations from this machine's measured speed when the stage starts; the lengths are written to ``state.json``
-before the stage runs, so a resumed run follows the same plan. Lengths given in the config are used as they are.
+The time box: the supernet and the search get a share of ``cfg.minutes`` (``SHARES``), training what is left but
+``RESERVE_S``; each turns its time into epochs, steps or generations from this machine's measured speed when the
+stage starts; the lengths are written to ``state.json`` before the stage runs, so a resumed run follows the same
+plan. Lengths given in the config are used as they are.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ from chipfit.design.search import best, evolve
 
 STAGES = ("supernet", "search", "train", "compress", "deploy", "zoo", "report")
 # shares of the time box, by stage (what is left after training covers compression, export, measuring, the report)
-SHARES = {"supernet": 0.25, "search": 0.08, "train": 0.52}
+SHARES = {"supernet": 0.25, "search": 0.08}
+# seconds kept for what follows training (int8 calibration and test, export, measurement, report); training gets the
+# rest of the time box
+RESERVE_S = 60.0
 BATCH = 128
 LR = 3e-3
 
@@ -91,9 +95,9 @@ class _State:
         return sum(self.data["elapsed"].values())
 
 
-def _seconds_per_step(model: torch.nn.Module, data: Any, steps: int = 4) -> float:
+def _seconds_per_step(model: torch.nn.Module, data: Any, steps: int = 8) -> float:
     """Seconds one training step (forward, backward, AdamW) of ``model`` takes on a batch of ``data``: the median of
-    ``steps`` after one warm-up step."""
+    ``steps`` after two warm-up steps (the first steps allocate and run slower)."""
     from chipfit.train.engine import param_groups
 
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4)
@@ -102,13 +106,13 @@ def _seconds_per_step(model: torch.nn.Module, data: Any, steps: int = 4) -> floa
     state = {k: v.clone() for k, v in model.state_dict().items()}
     times = []
     model.train()
-    for i in range(steps + 1):
+    for i in range(steps + 2):
         t0 = time.perf_counter()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i:
+        if i >= 2:
             times.append(time.perf_counter() - t0)
     model.load_state_dict(state)  # the probe leaves no trace in the weights
     return sorted(times)[len(times) // 2]
@@ -149,7 +153,10 @@ class Design:
     # --- the time box -----------------------------------------------------------------------------------------
     def _budget(self, stage: str) -> float:
         total = self.cfg.minutes * 60
-        return max(min(SHARES[stage] * total, total - self.state.spent()), 10.0)
+        left = total - self.state.spent()
+        if stage == "train":
+            return max(left - RESERVE_S, 10.0)
+        return max(min(SHARES[stage] * total, left), 10.0)
 
     def time_left(self) -> float:
         return self.cfg.minutes * 60 - self.state.spent()
