@@ -118,12 +118,14 @@ def _seconds_per_step(model: torch.nn.Module, data: Any, steps: int = 8) -> floa
     return sorted(times)[len(times) // 2]
 
 
-def _lengths(budget_s: float, step_s: float, steps_per_epoch: int, *, max_epochs: int, eval_share: float = 0.12
+def _lengths(budget_s: float, step_s: float, steps_per_epoch: int, *, max_epochs: int, eval_share: float = 0.1
              ) -> tuple[int, int | None]:
-    """(epochs, steps per epoch or None for all) that fit ``budget_s`` at ``step_s`` per step, validation included."""
+    """(epochs, steps per epoch or None for all) that fit ``budget_s`` at ``step_s`` per step, validation included.
+    Epochs are rounded to the nearest: the probe's step time runs about a quarter above a whole epoch's (measured on
+    the demo: 0.164 s probed, 0.13 s per step over an epoch)."""
     steps = max(int(budget_s * (1 - eval_share) / step_s), 20)
     if steps >= steps_per_epoch:
-        return min(max_epochs, steps // steps_per_epoch), None
+        return min(max_epochs, max(1, round(steps / steps_per_epoch))), None
     return 1, steps
 
 
