@@ -97,6 +97,8 @@ def scenes(args) -> None:
     for task in ("segment", "detect"):
         for bb in BACKBONES:
             name = f"{ARCH[task]}_{bb}_s"
+            if f"{task}/{bb}" in args.skip:
+                continue
             for seed in args.seeds:
                 key = f"{task}/{bb}/seed{seed}"
                 run_dir = WORK / "scenes" / f"{name}_seed{seed}"
@@ -148,6 +150,8 @@ def int8(args) -> None:
         options = {"n_train": 400, "n_test": 100} if args.smoke else {}
         data = load_dense("fmnist-scenes", task, seed=args.seeds[0], **options)
         for bb in ("quadranet", "mobilenetv2"):
+            if f"{task}/{bb}" in args.skip:
+                continue
             name = f"{ARCH[task]}_{bb}_s"
             run_dir = WORK / "scenes" / f"{name}_seed{args.seeds[0]}"
             for per_channel in (True,):
@@ -197,7 +201,7 @@ def _save(stage: str, data: dict) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "results.json"
     allres = json.loads(path.read_text()) if path.is_file() else {}
-    allres[stage] = data
+    allres[stage] = {**allres.get(stage, {}), **data}  # a stage run in parts (--skip) adds to what is there
     allres["cpu"] = {"model": cpu_model(), "flags": cpu_flags(), "python": platform.python_version()}
     path.write_text(json.dumps(allres, indent=1))
 
@@ -359,6 +363,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--detect-epochs", type=int, default=None, help="the detectors' epochs (default --epochs)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--skip", nargs="*", default=[], help="TASK/BACKBONE pairs left out, e.g. detect/shufflenetv2")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     if args.smoke:  # a pass that checks the script: its own folder, never bench/results
