@@ -39,8 +39,30 @@ class Split:
         return int(self.labels.shape[0])
 
 
+class ImageSplits:
+    """What every bundle of image splits derives from its training images and statistics (classification here,
+    detection and segmentation in :mod:`chipfit.data.dense`): channels, size, one input's shape, normalisation."""
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
+
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        return (batch, self.in_chans, *self.image_size)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255)
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+
 @dataclass
-class DataBundle:
+class DataBundle(ImageSplits):
     """Train/validation/test splits with what a model needs to know about them.
 
     Attributes:
@@ -63,25 +85,8 @@ class DataBundle:
     flip: bool = True
 
     @property
-    def in_chans(self) -> int:
-        return int(self.train.images.shape[1])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
-
-    @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
-        return (batch, self.in_chans, *self.image_size)
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255)
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (x - mean) / std
 
     def batches(self, split: str, batch_size: int, *, train: bool = False, generator: torch.Generator | None = None,
                 rank: int = 0, world: int = 1, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from chipfit.data.datasets import ImageSplits
 from chipfit.data.dense.transforms import IGNORE, Sample, augment
 
 TASKS = ("detect", "segment", "both")
@@ -84,7 +85,7 @@ class DenseSplit:
 
 
 @dataclass
-class DenseBundle:
+class DenseBundle(ImageSplits):
     """Train/validation/test splits for detection and/or segmentation.
 
     Attributes:
@@ -124,26 +125,9 @@ class DenseBundle:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
 
     @property
-    def in_chans(self) -> int:
-        return int(self.train.images.shape[1])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
-
-    @property
     def num_classes(self) -> int:
         """Foreground classes (a segmentation head needs ``num_classes + 1`` outputs with background)."""
         return len(self.classes)
-
-    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
-        return (batch, self.in_chans, *self.image_size)
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255)
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (x - mean) / std
 
     def batches(self, split: str, batch_size: int, *, train: bool = False, generator: torch.Generator | None = None,
                 rank: int = 0, world: int = 1, start: int = 0) -> Iterator[tuple[torch.Tensor, dict]]:
