@@ -204,9 +204,14 @@ def _pair(a: torch.Tensor, b: torch.Tensor, aligned: bool) -> tuple[torch.Tensor
 
 def box_iou(a: torch.Tensor, b: torch.Tensor, *, aligned: bool = False) -> torch.Tensor:
     """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4): ``(n, m)``; with ``aligned=True`` of
-    ``a[i]`` with ``b[i]`` only: ``(n,)``. Boxes are xyxy; an empty union gives 0."""
-    a, b = _pair(a, b, aligned)
-    inter, union, _ = _inter_union_hull(a, b)
+    ``a[i]`` with ``b[i]`` only: ``(n,)``. Boxes are xyxy; an empty union gives 0. The pairwise form is the
+    detector's own (:func:`chipfit.models.dense.box_iou`, which its NMS uses), so the metric and NMS agree."""
+    from chipfit.models.dense.detect import box_iou as pairwise
+
+    a2, b2 = _pair(a, b, aligned)
+    if not aligned:
+        return pairwise(a, b)
+    inter, union, _ = _inter_union_hull(a2, b2)
     return inter / union.clamp_min(_EPS)
 
 
