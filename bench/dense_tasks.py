@@ -206,6 +206,11 @@ def _save(stage: str, data: dict) -> None:
     path.write_text(json.dumps(allres, indent=1))
 
 
+def _epoch_seconds(run: dict) -> float:
+    """Training seconds of a run, its epochs summed: a resumed run's report times only the part after the resume."""
+    return sum(h.get("seconds", 0.0) for h in run.get("history", [])) or run["train_seconds"]
+
+
 def _f(v, nd=4) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
@@ -228,8 +233,9 @@ def report(args) -> None:
                   "96x96 grey canvases with 1-4 articles (16-48 px, 10 classes), 7,200 training / 800 validation / "
                   "2,000 test scenes (test scenes built from Fashion-MNIST's test images only). Same recipe and seed "
                   "for every network of a task (epochs below), batch 32, AdamW 2e-3. Latency modelled: jetson-tx2 "
-                  "roofline at fp16, edge-npu simulator at int8 (batch 1). Training seconds are wall time on the 2 "
-                  "cores while other jobs shared them: not a speed comparison.", ""]
+                  "roofline at fp16, edge-npu simulator at int8 (batch 1). Training seconds are the epochs' wall time "
+                  "summed (a resumed run's earlier epochs included), on the 2 cores while other jobs shared them: "
+                  "not a speed comparison.", ""]
         for task in ("segment", "detect"):
             rows = {k: v for k, v in sc.items() if v["task"] == task}
             if not rows:
@@ -246,7 +252,7 @@ def report(args) -> None:
                 lines.append(f"| {v['model']} | {k.split('seed')[-1]} | {v['test_score']:.4f} | {_f(second)} | "
                              f"{v['params'] / 1e6:.3f}M | {v['macs'] / 1e6:.1f} | "
                              f"{lat['jetson-tx2']['latency_ms']:.3f} | {lat['edge-npu']['latency_ms']:.3f} | "
-                             f"{_f(lat['edge-npu']['energy_uj'], 1)} | {v['train_seconds']:.0f} |")
+                             f"{_f(lat['edge-npu']['energy_uj'], 1)} | {_epoch_seconds(v):.0f} |")
             lines.append("")
         # per-class table for the QuadraNet and MobileNetV2 networks
         for task, key in (("segment", "per_class_iou"), ("detect", "per_class_ap50")):
