@@ -37,6 +37,21 @@ def test_trees_recover_a_known_latency_formula():
     assert model.cv_error is not None and model.cv_error < 0.15
 
 
+def test_a_kernel_larger_than_any_measured_scales_with_its_work():
+    """Trees alone would give a kernel 100x larger than the training range the largest one's time; per unit of work
+    (work_size) they scale it."""
+    x, y = _synthetic(400, 0)
+    small = x[:, FEATURES.index("macs")] < 1e6
+    model = fit_type("conv", x[small], y[small], cv=False)
+    xt = np.zeros((1, len(FEATURES)))
+    xt[0, FEATURES.index("macs")] = 1e8
+    xt[0, FEATURES.index("bytes_read")] = 1e6
+    xt[0, FEATURES.index("out_elems")] = 1e6 / 8
+    truth = 2e-9 * 1e8 + 1e-10 * 1e6 + 1e-6
+    assert model.predict(xt)[0] == pytest.approx(truth, rel=0.3)
+    assert model.predict(xt)[0] > 20 * y[small].max()
+
+
 def test_few_samples_give_a_scale_model():
     x, y = _synthetic(5, 0)
     m = fit_type("act.relu", x, y)

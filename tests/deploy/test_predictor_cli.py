@@ -25,6 +25,9 @@ def test_build_writes_a_text_predictor_and_shows_it(built):
     manifest = json.loads((out / "predictor.json").read_text())
     assert manifest["environment"]["runtime"] == "ort" and manifest["build"]["samples"] > 0
     assert (out / "samples.jsonl").read_text().count("\n") == manifest["build"]["samples"]
+    nets = [json.loads(line) for line in (out / "networks.jsonl").read_text().splitlines()]
+    assert len(nets) == manifest["build"]["networks"] == 2 and all(n["measured_s"] > 0 for n in nets)
+    assert all(n["nodes"] for n in nets) and sum(manifest["build"]["in_network_labels"].values()) > 0
     assert "kernel type" in output and "fusion read from the runtime" in output
     assert runner.invoke(app, ["predictor", "show", str(out)]).exit_code == 0
 

@@ -9,8 +9,10 @@ PyTorch or a user's own benchmark command (``remote``: :func:`run_remote`), as a
 converts a file for OpenVINO and checks it (:func:`to_openvino`, :func:`openvino_check`), and ``bundle`` writes a
 deploy folder, exported, checked, converted and measured, with its manifest (:func:`deploy_model`: ``chipfit
 deploy``). ``kernels`` reads the kernels a runtime executes off chipfit's cost records, with the fusion ``fusion``
-reads from the runtime itself; ``predictor`` is a latency predictor per kernel type (:class:`Predictor`: ``chipfit
-predict``), trained on this machine by ``build`` (:func:`build_predictor`: ``chipfit predictor build``). ONNX Runtime,
+reads from the runtime itself and ``profiling`` times from its profiler, kernel by kernel inside whole networks;
+``predictor`` is a latency predictor per kernel type (:class:`Predictor`: ``chipfit predict``), trained on this
+machine by ``build`` (:func:`build_predictor`: ``chipfit predictor build``); ``steady`` times a canary between
+measurements to tell when the machine has slowed down. ONNX Runtime,
 OpenVINO and LightGBM are imported only when a file is run or converted, or a predictor built or used.
 """
 

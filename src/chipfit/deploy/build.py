@@ -1,23 +1,28 @@
-"""Build a latency predictor on this machine: sample kernels, measure them, fit, correct on whole networks.
+"""Build a latency predictor on this machine: label kernels inside networks, sample the rest, fit, correct.
 
 1. Training networks: random architectures of the zoo's families (:mod:`chipfit.models.sample`), costed once.
 2. Fusion rules: every conv/linear chain among them is built alone and the runtime says what it fused
    (:func:`chipfit.deploy.fusion.detect`).
-3. Kernel samples: the networks' kernels (so the shapes are the ones the zoo and its search spaces produce), each
-   built alone (:mod:`chipfit.deploy._samples`) with its output kept inside the graph, exported, and timed by the
-   runtime's own profiler (ONNX Runtime; elsewhere the median call minus the call's fixed cost). The layout
-   reorders around a lone conv become samples of their own. Round-robin over kernel types.
-4. Adaptive sampling: with half the time left, the types whose cross-validated error is largest get neighbours
-   (other map sizes and widths) of their worst-predicted samples.
-5. Survival: in each training network's executed graph, the share of transposes, adds, multiplies and reorders the
+3. Whole networks: each exported as ``chipfit deploy`` does, measured (:func:`chipfit.deploy.measure.measure`, three
+   fresh processes: on this kind of machine one process's latency can differ from the next one's by 1.5x; and
+   first the machine is waited on while the first network, the canary, runs slower than it did,
+   :mod:`chipfit.deploy.steady`), its
+   executed graph read, and on ONNX Runtime profiled node by node: the convs, norms, GELUs, GEMMs, means, pools and
+   concats among its kernels get their in-network seconds as labels (:mod:`chipfit.deploy.profiling`).
+4. Kernel samples measured alone, for the types the networks label too rarely and for the layout reorders around
+   convs: each kernel built alone (:mod:`chipfit.deploy._samples`) with its output kept inside the graph, exported
+   and timed by the runtime's own profiler (ONNX Runtime; elsewhere the median call minus the call's fixed cost),
+   round-robin over kernel types; then the types whose cross-validated error is largest get neighbours (other map
+   sizes and widths) of their worst-predicted samples.
+5. One regressor per kernel type, on its in-network labels where there are enough (:func:`fit_all`).
+6. Survival: in each training network's executed graph, the share of transposes, adds, multiplies and reorders the
    runtime's optimizer kept, per kernel context (:func:`fit_survival`).
-6. Correction: whole training networks are measured (:func:`chipfit.deploy.measure.measure`, three fresh
-   processes: on this kind of machine one process's latency can differ from the next one's by 1.5x), and
-   ``measured = sum over kernel groups of scale_g * their kernels' sum + per_kernel * kernels + per_view * views +
-   per_byte terms for weights and activations + offset`` is fitted by bounded least squares (:func:`fit_correction`).
+7. Correction: ``measured = sum over kernel groups of scale_g * their kernels' sum + per_kernel * kernels + per_view *
+   views + per_byte terms for weights and activations + offset``, fitted by bounded least squares on the whole
+   networks (:func:`fit_correction`).
 
-Every measured sample is appended to ``samples.jsonl`` in the output folder as it is taken: an interrupted build
-run again on the same folder keeps what it had.
+Every measured sample is appended to ``samples.jsonl`` and every network to ``networks.jsonl`` in the output folder
+as it is taken: an interrupted build run again on the same folder keeps what it had.
 """
 
 from __future__ import annotations
@@ -32,59 +37,20 @@ from pathlib import Path
 from typing import Any
 
 from chipfit.deploy.kernels import FusionRules, Kernel, chains, kernels, view_count
-from chipfit.deploy.ort import ort_options, time_file
+from chipfit.deploy.ort import time_file
 from chipfit.deploy.predictor import Predictor, environment, fit_type
+from chipfit.deploy.profiling import (
+    NodeTime,
+    call_overhead,
+    label_kernels,
+    profile_file,
+    profile_nodes,
+    profile_nodes_openvino,
+    profiler_node_cost,
+)
+from chipfit.deploy.steady import Canary
 
 Progress = Callable[[str, float], None]
-
-
-def profile_file(path: Path, *, threads: int = 1, runs: int = 30, warmup: int = 3) -> dict[str, tuple[float, float]]:
-    """Per op type of a file, (seconds per run, nodes per run) as ONNX Runtime's own profiler gives them: a kernel's
-    time without the call's fixed cost. The profiler truncates each node's time to whole microseconds (half a
-    microsecond per node is added back) and adds its own cost to every node (:func:`profiler_node_cost`)."""
-    import numpy as np
-    import onnxruntime as ort
-
-    so = ort_options(threads)
-    so.enable_profiling = True
-    so.profile_file_prefix = str(path.with_suffix(""))
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    feed = {i.name: rng.standard_normal([int(d) for d in i.shape]).astype(np.float32) for i in sess.get_inputs()}
-    for _ in range(warmup + runs):
-        sess.run(None, feed)
-    prof = Path(sess.end_profiling())
-    events = json.loads(prof.read_text())
-    prof.unlink(missing_ok=True)
-    nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
-    per_run = len(nodes) // (warmup + runs) if nodes else 0
-    out: dict[str, tuple[float, float]] = {}
-    for e in nodes[warmup * per_run:]:  # the warm-up runs' events come first
-        op = e.get("args", {}).get("op_name", "?")
-        s, n = out.get(op, (0.0, 0.0))
-        out[op] = (s + (e["dur"] + 0.5) * 1e-6 / runs, n + 1 / runs)
-    return out
-
-
-def profiler_node_cost(tmp: Path, threads: int) -> float:
-    """Seconds the profiler reports for a node that does almost nothing (a ReLU of one element): its own cost per
-    node, taken off every profiled kernel."""
-    import torch
-
-    from chipfit.deploy.fusion import export_sample
-
-    path = export_sample(torch.nn.ReLU(), [[1]], tmp / "node.onnx")
-    return min(sum(s for s, _ in profile_file(path, threads=threads, runs=200).values()) for _ in range(3))
-
-
-def call_overhead(tmp: Path, runtime: str, threads: int) -> float:
-    """Seconds the runtime spends on a call that does almost nothing (a ReLU of one element)."""
-    import torch
-
-    from chipfit.deploy.fusion import export_sample
-
-    path = export_sample(torch.nn.ReLU(), [[1]], tmp / "overhead.onnx")
-    return min(time_file(path, runtime, threads=threads, min_repeats=200) for _ in range(3))
 
 
 def _key(spec: dict[str, Any]) -> str:
@@ -164,13 +130,77 @@ def _features_of(spec: dict[str, Any], kernel_type: str, rules: FusionRules) -> 
     return max(ks, key=lambda k: k.features[0] + k.features[5]).features if ks else None
 
 
-def fit_all(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
-    """Per-type regressors from measured rows (``type``, ``features``, ``s``)."""
+MIN_IN_NETWORK = 20  # in-network labels of a type from which they replace its samples measured alone
+# How hard the correction's per-group scales are held at 1 when kernels were labelled inside networks: those labels
+# are already the kernels' times in context, so a scale would only trade one group's error for another's (on 74
+# held-out networks, ONNX Runtime on an AMD EPYC: RMSPE 8.6% with the 0.3 used without labels, 7.8% with 30).
+IN_NETWORK_PRIOR = 30.0
+
+
+def fit_all(rows: list[dict[str, Any]], seed: int = 0, in_network: list[dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
+    """Per-type regressors from measured rows (``type``, ``features``, ``s``): kernel samples measured alone, and
+    kernels labelled inside whole networks (``in_network``, :func:`chipfit.deploy.profiling.label_kernels`). A type
+    with at least :data:`MIN_IN_NETWORK` in-network labels is fitted on those alone: they are the times the kernel
+    takes where it will be predicted; the others keep their samples measured alone."""
     by_type: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_type.setdefault(r["type"], []).append(r)
+    inside: dict[str, list[dict[str, Any]]] = {}
+    for r in in_network or []:
+        inside.setdefault(r["type"], []).append(r)
+    for t, rs in inside.items():
+        if len(rs) >= MIN_IN_NETWORK or t not in by_type:
+            by_type[t] = rs
     return {t: fit_type(t, [r["features"] for r in rs], [r["s"] for r in rs], seed=seed)
             for t, rs in by_type.items()}
+
+
+def in_network_rows(nets: list[tuple[Any, dict[str, Any]]], rules: FusionRules, runtime: str = "ort"
+                    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Training rows (``type``, ``features``, ``s``) of the kernels that the profiled nodes of each (profile,
+    network log row) label (:func:`chipfit.deploy.profiling.label_kernels`), and per kernel class, in how many
+    networks its kernels and nodes could not be paired."""
+    out: list[dict[str, Any]] = []
+    unpaired: Counter = Counter()
+    for prof, row in nets:
+        ks = kernels(prof, rules, specs=False)
+        labels, skipped = label_kernels(ks, NetworkLog.nodes(row), runtime)
+        out.extend({"type": ks[j].type, "features": list(ks[j].features), "s": sec} for j, sec in labels)
+        unpaired.update(skipped.keys())
+    return out, dict(unpaired)
+
+
+class NetworkLog:
+    """Whole training networks as measured, one JSON line each (its name, measured seconds, the op types the runtime
+    executed and, on ONNX Runtime, its profiled nodes), so an interrupted build keeps them; the nodes are paired with
+    kernels when the predictor is fitted (:func:`in_network_rows`)."""
+
+    def __init__(self, path: Path, env: dict[str, Any]):
+        self.path = path
+        self.env = env
+        self.rows: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("env") == env:
+                    self.rows[row["name"]] = row
+
+    @staticmethod
+    def nodes(row: dict[str, Any]) -> list[NodeTime]:
+        return [NodeTime(n, op, tuple(shape), sec) for n, op, shape, sec in row.get("nodes", [])]
+
+    def add(self, name: str, measured_s: float, executed: dict[str, int], nodes: list[NodeTime],
+            canary: float | None = None) -> dict[str, Any]:
+        row = {"name": name, "measured_s": measured_s, "executed": executed,
+               "nodes": [[n.name, n.op, list(n.shape), n.seconds] for n in nodes], "canary": canary, "env": self.env}
+        self.rows[name] = row
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
 
 
 def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_views: list[int], measured: list[float],
@@ -321,14 +351,45 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
     for ks in by_type.values():
         rng.shuffle(ks)
     failed: dict[str, str] = {}
-    kernel_budget = 0.65 * budget
+    net_log = NetworkLog(out / "networks.jsonl", env)
+    from chipfit.deploy.fusion import executed_ops
+    from chipfit.deploy.measure import measure
+
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         overhead = profiler_node_cost(tmp, threads) if runtime == "ort" else call_overhead(tmp, runtime, threads)
-        # first pass: round-robin over types until half the kernel budget is spent
-        queues = {t: list(ks) for t, ks in by_type.items()}
+        # whole networks first: measured (the correction's targets), their executed graph read (survival) and, on
+        # ONNX Runtime, each profiled node by node (in-network labels of their kernels)
+        used: list[tuple[Any, Any, dict[str, Any]]] = []
+        canary = None
+        for i, (cfg, prof) in enumerate(nets):
+            if time.perf_counter() - t0 > 0.45 * budget and len(used) >= 8:
+                break
+            key = f"{i}:{cfg.name}"
+            row = net_log.rows.get(key)
+            if row is None:
+                path = export_network(cfg, tmp / "net.onnx")
+                if canary is None:
+                    canary = Canary.onnx(export_network(nets[0][0], tmp / "canary.onnx"), runtime, threads)
+                frac = 0.05 + 0.35 * i / len(nets)
+                _, ratio = canary.wait(lambda m, f=frac: say(m, f))
+                nodes = profile_nodes(path, threads=threads, overhead=overhead) if runtime == "ort" else \
+                    profile_nodes_openvino(path, threads=threads)
+                measured = measure(path, runtime=runtime, threads=threads, processes=3, repeats=20).median_s
+                ran = Counter(executed_ops(path, runtime, threads=threads, compute_only=False))
+                row = net_log.add(key, measured, dict(ran), nodes, canary=ratio)
+            used.append((cfg, prof, row))
+            say(f"whole networks measured: {len(used)}", 0.05 + 0.35 * (i + 1) / len(nets))
+        in_network, unpaired = in_network_rows([(prof, row) for _, prof, row in used], rules, runtime)
+        labelled = Counter(r["type"] for r in in_network)
+        # kernel samples measured alone, for the types the networks did not label enough (and convs, for the layout
+        # reorders measured around them, when the networks did not label those enough)
+        kernel_budget = 0.9 * budget
+        reorders_short = runtime == "ort" and min(labelled["reorder.in"], labelled["reorder.out"]) < MIN_IN_NETWORK
+        queues = {t: list(ks) for t, ks in by_type.items()
+                  if labelled[t] < MIN_IN_NETWORK or (reorders_short and t in ("conv", "dwconv"))}
         rounds = 0
-        while any(queues.values()) and (rounds < 2 or time.perf_counter() - t0 < 0.5 * kernel_budget):
+        while any(queues.values()) and (rounds < 2 or time.perf_counter() - t0 < 0.7 * kernel_budget):
             rounds += 1  # two rounds always: every type gets samples, however short the budget
             for t in sorted(queues):
                 if not queues[t]:
@@ -340,13 +401,13 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
                     _take(log, t, k.spec, k.features, tmp, runtime, threads, overhead)
                 except (ValueError, RuntimeError) as e:
                     failed.setdefault(t, str(e).splitlines()[0][:160])
-            say(f"kernels measured: {len(log.rows)}", min(0.05 + 0.6 * (time.perf_counter() - t0) / kernel_budget,
-                                                           0.65))
+            say(f"kernels measured: {len(log.rows)}", min(0.4 + 0.4 * (time.perf_counter() - t0) / kernel_budget,
+                                                           0.8))
         # adaptive pass: the worst types get neighbours of their worst-predicted samples
         while time.perf_counter() - t0 < kernel_budget:
             models = fit_all(log.rows, seed)
             ranked = sorted((m.cv_error or 0.0, t) for t, m in models.items()
-                            if m.cv_error is not None and not t.startswith("reorder."))  # reorders come with convs
+                            if m.cv_error is not None and not t.startswith("reorder.") and t in queues)
             if not ranked:
                 break
             added = 0
@@ -370,44 +431,39 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
                         failed.setdefault(t, str(e).splitlines()[0][:160])
                     if time.perf_counter() - t0 >= kernel_budget:
                         break
-            say(f"kernels measured: {len(log.rows)} (adaptive)", 0.65)
+            say(f"kernels measured: {len(log.rows)} (adaptive)", 0.8)
             if not added:
                 break
-        models = fit_all(log.rows, seed)
-        predictor = Predictor({"environment": env, "fusion": rules.to_dict()}, models)
-        # correction on whole networks
-        from chipfit.deploy.fusion import executed_ops
-        from chipfit.deploy.measure import measure
-
-        meas, names, used, ctx_counts, executed = [], [], [], [], []
-        for i, (cfg, prof) in enumerate(nets):
-            if time.perf_counter() - t0 > budget and i >= 8:
-                break
-            path = export_network(cfg, tmp / "net.onnx")
-            meas.append(measure(path, runtime=runtime, threads=threads, processes=3, repeats=20).median_s)
-            executed.append(Counter(executed_ops(path, runtime, threads=threads, compute_only=False)))
-            ctx_counts.append(Counter(k.context for k in kernels(prof, rules) if k.context))
-            names.append(cfg.name)
-            used.append(prof)
-            say(f"whole networks measured: {len(meas)}", 0.65 + 0.35 * min(1.0, i / max(len(nets), 1)))
+    models = fit_all(log.rows, seed, in_network)
+    meas = [row["measured_s"] for _, _, row in used]
+    names = [cfg.name for cfg, _, _ in used]
+    ctx_counts = [Counter(k.context for k in kernels(prof, rules, specs=False) if k.context) for _, prof, _ in used]
+    executed = [Counter(row["executed"]) for _, _, row in used]
+    predictor = Predictor({"environment": env, "fusion": rules.to_dict()}, models)
     survival = fit_survival(ctx_counts, executed)
     predictor.manifest["survival"] = survival
     predictor = Predictor(predictor.manifest, models)
-    preds = [predictor.predict(p) for p in used]
+    preds = [predictor.predict(p) for _, p, _ in used]
     ks_sum = [p.kernel_s for p in preds]
     corr = fit_correction([p.group_s for p in preds], [len(p.kernels) - len(p.unknown) for p in preds],
-                          [view_count(p) for p in used], meas, weight_bytes=[p.weight_bytes for p in preds],
-                          act_bytes=[p.act_bytes for p in preds], spill_bytes=[p.spill_bytes for p in preds])
+                          [view_count(p) for _, p, _ in used], meas, weight_bytes=[p.weight_bytes for p in preds],
+                          act_bytes=[p.act_bytes for p in preds], spill_bytes=[p.spill_bytes for p in preds],
+                          prior=IN_NETWORK_PRIOR if in_network else 0.3)
     corr["cache_bytes"] = predictor.cache_bytes
     predictor.manifest["correction"] = corr
     predictor = Predictor(predictor.manifest, models)
     build_s = time.perf_counter() - t0
     predictor.manifest["build"] = {"minutes": build_s / 60, "budget_minutes": minutes, "samples": len(log.rows),
-                                   "networks": len(meas), "call_overhead_s": overhead, "failed": failed,
+                                   "networks": len(meas), "in_network_labels": dict(sorted(labelled.items())),
+                                   "unpaired_classes": unpaired,
+                                   "canary_waited_s": canary.waited_s if canary is not None else 0.0,
+                                   "call_overhead_s": overhead, "failed": failed,
                                    "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     predictor.save(out)
-    report = {"fusion": fusion_rows, "types": {t: {"samples": m.samples, "cv_error": m.cv_error}
+    report = {"fusion": fusion_rows, "types": {t: {"samples": m.samples, "cv_error": m.cv_error,
+                                                   "in_network": labelled[t] >= MIN_IN_NETWORK}
                                                for t, m in sorted(models.items())},
+              "in_network_labels": dict(sorted(labelled.items())),
               "correction": corr, "survival": survival, "build_minutes": build_s / 60, "samples": len(log.rows),
               "failed": failed,
               "networks": [{"name": n, "measured_s": m, "kernel_s": k, "predicted_s": p.latency_s}

@@ -25,7 +25,7 @@ from chipfit.deploy.kernels import FEATURES, FusionRules, Kernel, kernels, view_
 from chipfit.hw.calibrate import caches, cpu_name
 from chipfit.hw.estimate import Estimate
 
-FORMAT = 1
+FORMAT = 2  # 2: the trees predict seconds per unit of work (work_size)
 _WB, _BR, _BW = FEATURES.index("weight_bytes"), FEATURES.index("bytes_read"), FEATURES.index("bytes_written")
 MIN_SAMPLES_GBM = 12  # fewer samples of a type: a per-element scale model instead of trees
 
@@ -54,12 +54,6 @@ def environment(runtime: str, threads: int) -> dict[str, Any]:
             "l2_bytes": l2_bytes()}
 
 
-def log_features(rows) -> Any:
-    import numpy as np
-
-    return np.log1p(np.asarray(rows, dtype=np.float64))
-
-
 # Kernel types a runtime's graph optimizer removes or merges (ONNX Runtime cancels transposes around layer norms and
 # folds multiplies and adds into convolutions), and the executed op types they show up as: the build counts these
 # in each training network's executed graph and fits, per kernel context, the share that survives.
@@ -83,9 +77,9 @@ def group_of(kernel_type: str) -> str:
 
 @dataclass
 class TypeModel:
-    """The regressor of one kernel type: LightGBM trees on log features -> log seconds, or, with few samples, a
-    scale model ``seconds = exp(log_scale) * (out_elems + macs / 8 + 1)``. ``cv_error`` is the 5-fold
-    cross-validated time-weighted error, sum |predicted - measured| / sum measured."""
+    """The regressor of one kernel type: LightGBM trees on log features -> log seconds per unit of work
+    (:func:`work_size`), or, with few samples, a scale model ``seconds = exp(log_scale) * work_size``.
+    ``cv_error`` is the 5-fold cross-validated time-weighted error, sum |predicted - measured| / sum measured."""
 
     type: str
     samples: int
@@ -99,9 +93,26 @@ class TypeModel:
         x = np.asarray(rows, dtype=np.float64)
         if self.booster is not None:
             # one thread: the model text keeps the training parameters (num_threads 1); passing it again costs 0.1 ms
-            return np.exp(self.booster.predict(np.log1p(x)))
-        size = x[:, FEATURES.index("out_elems")] + x[:, FEATURES.index("macs")] / 8 + 1
-        return math.exp(self.log_scale) * size
+            return np.exp(self.booster.predict(design(x))) * work_size(x)
+        return math.exp(self.log_scale) * work_size(x)
+
+
+def work_size(x) -> Any:
+    """A kernel's work in element units, ``out_elems + macs / 8 + 1`` per feature row: the regressors learn seconds
+    per unit of work, so a kernel larger than any measured (a 224-pixel map where training stopped at 160) scales
+    with its work instead of taking the largest measured kernel's time, as trees alone would."""
+    return x[:, FEATURES.index("out_elems")] + x[:, FEATURES.index("macs")] / 8 + 1
+
+
+def design(x) -> Any:
+    """What the trees see of feature rows: every feature as log1p, and two ratios no axis-aligned split can draw from
+    those, MACs per byte moved (arithmetic intensity) and MACs per output element."""
+    import numpy as np
+
+    lx = np.log1p(x)
+    macs = lx[:, FEATURES.index("macs")]
+    moved = np.log1p(x[:, FEATURES.index("bytes_read")] + x[:, FEATURES.index("bytes_written")])
+    return np.column_stack([lx, macs - moved, macs - lx[:, FEATURES.index("out_elems")]])
 
 
 def fit_type(type_: str, rows, seconds, *, seed: int = 0, cv: bool = True) -> TypeModel:
@@ -111,19 +122,19 @@ def fit_type(type_: str, rows, seconds, *, seed: int = 0, cv: bool = True) -> Ty
 
     x = np.asarray(rows, dtype=np.float64)
     y = np.log(np.maximum(np.asarray(seconds, dtype=np.float64), 5e-8))
+    r = y - np.log(work_size(x))  # seconds per unit of work: what the trees learn
     if len(y) < MIN_SAMPLES_GBM:
-        size = x[:, FEATURES.index("out_elems")] + x[:, FEATURES.index("macs")] / 8 + 1
-        return TypeModel(type_, len(y), log_scale=float(np.mean(y - np.log(size))))
-    model = TypeModel(type_, len(y), booster=_train_gbm(np.log1p(x), y, seed))
+        return TypeModel(type_, len(y), log_scale=float(np.mean(r)))
+    model = TypeModel(type_, len(y), booster=_train_gbm(design(x), r, seed))
     if cv:
         idx = np.random.default_rng(seed).permutation(len(y))
         pred = np.empty(len(y))
         for k in range(5):
             test = idx[k::5]
             train = np.setdiff1d(idx, test)
-            pred[test] = _train_gbm(np.log1p(x[train]), y[train], seed).predict(np.log1p(x[test]), num_threads=1)
+            pred[test] = _train_gbm(design(x[train]), r[train], seed).predict(design(x[test]), num_threads=1)
         # time-weighted: a network's latency is a sum, so a 1% error on a 1 ms conv outweighs 100% on a 0.1 us copy
-        t, p = np.exp(y), np.exp(pred)
+        t, p = np.exp(y), np.exp(pred + y - r)
         model.cv_error = float(np.abs(p - t).sum() / t.sum())
     return model
 
