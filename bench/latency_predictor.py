@@ -319,9 +319,9 @@ def write_md(out: dict, path: Path) -> None:
         b = out["build"]
         c = b["correction"]
         scales = ", ".join(f"{g} x{s:.2f}" for g, s in c["scales"].items())
-        again = (f" (of which {b['reused_samples']} kernel samples and {b['reused_networks']} networks measured by an "
-                 "earlier build in the same folder, not timed here)") if b.get("reused_samples") or \
-            b.get("reused_networks") else ""
+        again = (f", a refit of the {b['reused_samples']} kernel samples and {b['reused_networks']} networks that an "
+                 "earlier build in the same folder measured (their measuring is not in this time)") \
+            if b.get("reused_samples") or b.get("reused_networks") else ""
         lines += ["", f"Build: {b['minutes']:.1f} min on this machine{again}, {b['samples']} kernel samples; "
                   f"whole-network correction from {c['networks']} training networks (fit error "
                   f"{100 * c['train_rmspe']:.1f}% "

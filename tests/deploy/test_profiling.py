@@ -148,3 +148,15 @@ def test_openvinos_counters_label_its_convolutions(convnet):
     assert {"Convolution", "GroupConvolution"} <= {n.op for n in nodes} and all(n.seconds > 0 for n in nodes)
     labels, skipped = label_kernels(ks, nodes, "openvino")
     assert sorted(ks[i].type for i, _ in labels) == ["conv", "conv", "dwconv"] and not skipped
+
+
+def test_groups_timed_in_context_keep_their_scale_and_the_others_may_move():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from chipfit.deploy.build import IN_NETWORK_PRIOR, group_priors
+
+    preds = [SimpleNamespace(kernels=[("a", "conv", 9e-6), ("b", "dwconv", 1e-6), ("c", "act.gelu", 1e-6),
+                                      ("d", "eltwise.add", 2e-6), ("e", "attention", float("nan"))])]
+    got = group_priors(preds, Counter({"conv": MIN_IN_NETWORK, "act.gelu": MIN_IN_NETWORK, "dwconv": 3}))
+    assert got == {"conv": IN_NETWORK_PRIOR, "dwconv": 0.3, "elementwise": 0.3}  # gelu 1/3 of its group's time

@@ -131,9 +131,9 @@ def _features_of(spec: dict[str, Any], kernel_type: str, rules: FusionRules) -> 
 
 
 MIN_IN_NETWORK = 20  # in-network labels of a type from which they replace its samples measured alone
-# How hard the correction's per-group scales are held at 1 when kernels were labelled inside networks: those labels
-# are already the kernels' times in context, so a scale would only trade one group's error for another's (on 74
-# held-out networks, ONNX Runtime on an AMD EPYC: RMSPE 8.6% with the 0.3 used without labels, 7.8% with 30).
+# How hard the correction's per-group scales are held at 1 for groups whose kernels were labelled inside networks:
+# those labels are already the kernels' times in context, so a scale would only trade one group's error for
+# another's (on 74 held-out networks, ONNX Runtime on an AMD EPYC: RMSPE 8.6% with 0.3 for every group, 7.8% with 30).
 IN_NETWORK_PRIOR = 30.0
 
 
@@ -154,6 +154,24 @@ def fit_all(rows: list[dict[str, Any]], seed: int = 0, in_network: list[dict[str
             by_type[t] = rs
     return {t: fit_type(t, [r["features"] for r in rs], [r["s"] for r in rs], seed=seed)
             for t, rs in by_type.items()}
+
+
+def group_priors(preds: list[Any], labelled: Counter) -> dict[str, float]:
+    """Per kernel group, how hard the correction holds its scale at 1: :data:`IN_NETWORK_PRIOR` where kernel types
+    fitted on in-network labels hold at least 80% of the group's predicted seconds over the training networks (their
+    times are already the times in context), 0.3 elsewhere (kernels measured alone, which a runtime may fuse with
+    their neighbours: OpenVINO runs chains of element-wise ops as one Subgraph)."""
+    from chipfit.deploy.predictor import group_of
+
+    total: Counter = Counter()
+    inside: Counter = Counter()
+    for p in preds:
+        for _, t, sec in p.kernels:
+            if sec == sec:  # not NaN (a type never measured)
+                total[group_of(t)] += sec
+                if labelled[t] >= MIN_IN_NETWORK:
+                    inside[group_of(t)] += sec
+    return {g: IN_NETWORK_PRIOR if inside[g] >= 0.8 * total[g] > 0 else 0.3 for g in total}
 
 
 def in_network_rows(nets: list[tuple[Any, dict[str, Any]]], rules: FusionRules, runtime: str = "ort"
@@ -204,7 +222,7 @@ class NetworkLog:
 
 
 def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_views: list[int], measured: list[float],
-                   prior: float = 0.3, weight_bytes: list[float] | None = None,
+                   prior: float | dict[str, float] = 0.3, weight_bytes: list[float] | None = None,
                    act_bytes: list[float] | None = None, spill_bytes: list[float] | None = None) -> dict[str, Any]:
     """Fit, on whole networks, ``measured = sum_g scale_g * kernels_g + per_kernel * kernels + per_view * views +
     per_weight_byte * weight bytes + per_act_byte * activation bytes + per_spill_byte * bytes beyond the cache +
@@ -242,10 +260,11 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
     a[:, k + 2:k + 5] /= scale_cols
     w = 1.0 / np.maximum(y, 1e-9)
     reg = np.zeros((k, a.shape[1]))
-    reg[:, :k] = np.sqrt(prior) * np.eye(k)
+    pri = np.array([prior.get(g, 0.3) if isinstance(prior, dict) else prior for g in groups], dtype=float)
+    reg[:, :k] = np.diag(np.sqrt(pri))
     lo = np.array([0.0] * k + [-3e-6, 0.0, 0.0, 0.0, 0.0, 0.0])
     hi = np.array([3.0] * k + [1e-5, 1e-5, np.inf, np.inf, np.inf, np.inf])
-    res = lsq_linear(np.vstack([a * w[:, None], reg]), np.concatenate([y * w, np.sqrt(prior) * np.ones(k)]),
+    res = lsq_linear(np.vstack([a * w[:, None], reg]), np.concatenate([y * w, np.sqrt(pri)]),
                      bounds=(lo, hi))
     coef = res.x
     fitted = a @ coef
@@ -448,7 +467,7 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
     corr = fit_correction([p.group_s for p in preds], [len(p.kernels) - len(p.unknown) for p in preds],
                           [view_count(p) for _, p, _ in used], meas, weight_bytes=[p.weight_bytes for p in preds],
                           act_bytes=[p.act_bytes for p in preds], spill_bytes=[p.spill_bytes for p in preds],
-                          prior=IN_NETWORK_PRIOR if in_network else 0.3)
+                          prior=group_priors(preds, labelled))
     corr["cache_bytes"] = predictor.cache_bytes
     predictor.manifest["correction"] = corr
     predictor = Predictor(predictor.manifest, models)
