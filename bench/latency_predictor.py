@@ -6,7 +6,8 @@ Run on a quiet machine (nothing else on the cores):
 
 Before each measurement a canary network is timed in this process (chipfit.deploy.steady): while it runs more
 than 15% slower than its fastest (the host's other guests slow this VM for minutes at a time), the bench waits, up
-to 2 minutes. Held-out measurements are kept in runs/bench_latency/held_out.jsonl as they are taken.
+to 2 minutes. Every measurement is kept in runs/bench_latency/held_out.jsonl as it is taken, and a run
+again on the same machine reuses it.
 
 1. Noise ceiling: whole-network latency of 10 held-out networks measured in 5 fresh processes each
    (``chipfit.deploy.measure``); sigma = std/mean of the per-process medians; the share within +-10% that even a
@@ -103,19 +104,17 @@ def protocol_ceiling(process_medians: list[list[float]], k: int = 3) -> float:
     return float(np.mean(hits))
 
 
-def _earlier(path: Path | None, env: dict) -> dict:
-    """The held-out and noise measurements of an earlier run's JSON, when it was measured on this CPU and runtime."""
-    if path is None:
-        return {}
-    old = json.loads(path.read_text())
-    e = old["environment"]
-    if (e["cpu"], e["cpu_flags"], e["runtime"], e["runtime_version"], e["threads"]) != \
-            (env["cpu"], env["cpu_flags"], env["runtime"], env["runtime_version"], env["threads"]):
-        raise SystemExit(f"{path} was measured on another CPU or runtime; run without --measured")
-    env["measured_reused_from"] = f"{path} ({e['when']})"
-    keep = ("measured_s", "spread", "sigma", "canary", "steady")
-    return {"networks": {r["name"]: {k: r[k] for k in keep if k in r} for r in old["networks"]},
-            "noise": old["noise"]["networks"]}
+def _cached(path: Path, key: list) -> dict[str, dict]:
+    """Measurements an earlier run of this bench kept in ``path`` on this CPU and runtime (``key``): name -> row."""
+    out = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        if row.pop("key", None) == key:
+            out[row.pop("name")] = row
+    return out
 
 
 def main() -> None:
@@ -129,8 +128,6 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--named", type=int, default=len(NAMED), help="named zoo networks to take (each at 4 sizes)")
     ap.add_argument("--noise-networks", type=int, default=10, help="networks measured in 5 processes for sigma")
-    ap.add_argument("--measured", type=Path, default=None,
-                    help="reuse the held-out and noise measurements of an earlier result JSON (same CPU and runtime)")
     args = ap.parse_args()
 
     from chipfit.cost import count
@@ -178,36 +175,35 @@ def main() -> None:
 
     # held-out networks: export, cost, measure
     nets = held_out(args.random, args.seed, args.named)
-    earlier = _earlier(args.measured, env)
     from chipfit.deploy.steady import Canary
 
     canary = Canary.onnx(export_network(nets[0][1], work / "canary.onnx"), args.runtime, args.threads,
                          tolerance=0.15, max_wait_s=120)
-    # every held-out measurement is kept as it is taken: an interrupted bench, run again, goes on from there
+    # every measurement is kept as it is taken: an interrupted bench, run again, goes on from there
     cache = RESULTS.parents[1] / "runs" / "bench_latency" / f"held_out{tag}.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)
     key = [env[k] for k in ("cpu", "cpu_flags", "runtime", "runtime_version", "threads")]
-    for line in cache.read_text().splitlines() if cache.exists() else []:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if row.pop("key", None) == key:
-            earlier.setdefault("networks", {})[row.pop("name")] = row
+    earlier = _cached(cache, key)
+    if earlier:
+        env["measurements_reused_from"] = str(cache)
+
+    def keep(name: str, row: dict) -> dict:
+        with cache.open("a") as f:
+            f.write(json.dumps({"name": name, "key": key, **row}) + "\n")
+        return row
+
     rows = []
     for i, (name, cfg) in enumerate(nets):
         shape = (1, cfg.in_chans, cfg.input_size, cfg.input_size)
         prof = count(build_model(cfg), shape, name=name)
-        if name in earlier.get("networks", {}):
-            m = earlier["networks"][name]
+        if name in earlier:
+            m = earlier[name]
         else:
             path = export_network(cfg, work / "net.onnx")
             steady, ratio = canary.wait(lambda msg: print("  " + msg, flush=True))
             got = measure(path, runtime=args.runtime, threads=args.threads, processes=3, repeats=20, warmup=5)
-            m = {"measured_s": got.median_s, "spread": got.spread, "sigma": got.sigma, "canary": ratio,
-                 "steady": steady}
-            with cache.open("a") as f:
-                f.write(json.dumps({"name": name, "key": key, **m}) + "\n")
+            m = keep(name, {"measured_s": got.median_s, "spread": got.spread, "sigma": got.sigma, "canary": ratio,
+                            "steady": steady})
         p = pred.predict(prof)
         r = roofline(prof, host, fused=True)
         rows.append({"name": name, "macs": prof.total.macs, **m, "predicted_s": p.latency_s,
@@ -227,13 +223,16 @@ def main() -> None:
     out["roofline_rescaled"]["scale"] = k
 
     # noise ceiling: 10 networks in 5 fresh processes
-    sig = earlier.get("noise", [])
+    sig = []
     k_noise = args.noise_networks
-    for name, cfg in ([] if sig else nets[:: max(1, len(nets) // k_noise)][:k_noise]):
-        path = export_network(cfg, work / "noise.onnx")
-        canary.wait(lambda msg: print("  " + msg, flush=True))
-        m = measure(path, runtime=args.runtime, threads=args.threads, processes=5, repeats=20, warmup=5)
-        sig.append({"name": name, "sigma": m.sigma, "median_s": m.median_s, "medians_s": m.process_medians_s})
+    for name, cfg in nets[:: max(1, len(nets) // k_noise)][:k_noise]:
+        if f"noise:{name}" not in earlier:
+            path = export_network(cfg, work / "noise.onnx")
+            canary.wait(lambda msg: print("  " + msg, flush=True))
+            m = measure(path, runtime=args.runtime, threads=args.threads, processes=5, repeats=20, warmup=5)
+            earlier[f"noise:{name}"] = keep(f"noise:{name}", {"sigma": m.sigma, "median_s": m.median_s,
+                                                              "medians_s": m.process_medians_s})
+        sig.append({"name": name, **earlier[f"noise:{name}"]})
     sigmas = [s["sigma"] for s in sig]
     pooled = math.sqrt(statistics.mean(s**2 for s in sigmas))
     out["noise"] = {"networks": sig, "sigma_pooled": pooled, "sigma_median": statistics.median(sigmas),

@@ -3,12 +3,11 @@
 1. Training networks: random architectures of the zoo's families (:mod:`chipfit.models.sample`), costed once.
 2. Fusion rules: every conv/linear chain among them is built alone and the runtime says what it fused
    (:func:`chipfit.deploy.fusion.detect`).
-3. Whole networks: each exported as ``chipfit deploy`` does, measured (:func:`chipfit.deploy.measure.measure`, three
-   fresh processes: on this kind of machine one process's latency can differ from the next one's by 1.5x; and
-   first the machine is waited on while the first network, the canary, runs slower than it did,
-   :mod:`chipfit.deploy.steady`), its
-   executed graph read, and on ONNX Runtime profiled node by node: the convs, norms, GELUs, GEMMs, means, pools and
-   concats among its kernels get their in-network seconds as labels (:mod:`chipfit.deploy.profiling`).
+3. Whole networks: each exported as ``chipfit deploy`` does and, once a canary network runs as fast as it did
+   (:mod:`chipfit.deploy.steady`), measured (:func:`chipfit.deploy.measure.measure`, three fresh processes: on
+   this kind of machine one process's latency can differ from the next one's by 1.5x), its executed graph read, and
+   its nodes profiled one by one (ONNX Runtime's profiler, OpenVINO's per-layer counters): the kernels they pair
+   with get their in-network seconds as labels (:mod:`chipfit.deploy.profiling`).
 4. Kernel samples measured alone, for the types the networks label too rarely and for the layout reorders around
    convs: each kernel built alone (:mod:`chipfit.deploy._samples`) with its output kept inside the graph, exported
    and timed by the runtime's own profiler (ONNX Runtime; elsewhere the median call minus the call's fixed cost),
@@ -191,8 +190,8 @@ def in_network_rows(nets: list[tuple[Any, dict[str, Any]]], rules: FusionRules, 
 
 class NetworkLog:
     """Whole training networks as measured, one JSON line each (its name, measured seconds, the op types the runtime
-    executed and, on ONNX Runtime, its profiled nodes), so an interrupted build keeps them; the nodes are paired with
-    kernels when the predictor is fitted (:func:`in_network_rows`)."""
+    executed and its profiled nodes), so an interrupted build keeps them; the nodes are paired with kernels when the
+    predictor is fitted (:func:`in_network_rows`)."""
 
     def __init__(self, path: Path, env: dict[str, Any]):
         self.path = path
@@ -377,8 +376,8 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         overhead = profiler_node_cost(tmp, threads) if runtime == "ort" else call_overhead(tmp, runtime, threads)
-        # whole networks first: measured (the correction's targets), their executed graph read (survival) and, on
-        # ONNX Runtime, each profiled node by node (in-network labels of their kernels)
+        # whole networks first: measured (the correction's targets), their executed graph read (survival) and each
+        # profiled node by node (in-network labels of their kernels)
         used: list[tuple[Any, Any, dict[str, Any]]] = []
         canary = None
         for i, (cfg, prof) in enumerate(nets):
