@@ -7,7 +7,8 @@ Run on a quiet machine (nothing else on the cores):
 Before each measurement a canary network is timed in this process (chipfit.deploy.steady): while it runs more
 than 15% slower than its fastest (the host's other guests slow this VM for minutes at a time), the bench waits, up
 to 2 minutes. Every measurement is kept in runs/bench_latency/held_out.jsonl as it is taken, and a run
-again on the same machine reuses it.
+again with the same predictor (resumed, or ``--refit``) reuses it; a predictor built on other measurements gets its
+held-out networks measured again, at its own time (the same networks measured 0-9% slower five hours apart).
 
 1. Noise ceiling: whole-network latency of 10 held-out networks measured in 5 fresh processes each
    (``chipfit.deploy.measure``); sigma = std/mean of the per-process medians; the share within +-10% that even a
@@ -27,6 +28,7 @@ runs/bench_latency/predictor (its measured samples and networks are reused when 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -104,6 +106,13 @@ def protocol_ceiling(process_medians: list[list[float]], k: int = 3) -> float:
     return float(np.mean(hits))
 
 
+def _build_id(pdir: Path) -> str:
+    """What names the measurements a predictor was fitted on: a digest of its training networks' log (kept by a
+    refit, new with every build that measures)."""
+    log = Path(pdir) / "networks.jsonl"
+    return hashlib.sha1(log.read_bytes()).hexdigest()[:12] if log.is_file() else "no-network-log"
+
+
 def _cached(path: Path, key: list) -> dict[str, dict]:
     """Measurements an earlier run of this bench kept in ``path`` on this CPU and runtime (``key``): name -> row."""
     out = {}
@@ -121,6 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="predictor build budget")
     ap.add_argument("--predictor", type=Path, default=None, help="use this predictor instead of building one")
+    ap.add_argument("--refit", action="store_true", help="measure no kernels or training networks: refit the "
+                    "predictor on what runs/bench_latency holds from an earlier build")
     ap.add_argument("--runtime", default="ort", choices=("ort", "openvino"))
     ap.add_argument("--random", type=int, default=40, help="random held-out networks (named ones come on top)")
     ap.add_argument("--threads", type=int, default=1)
@@ -162,12 +173,13 @@ def main() -> None:
         reused = [f.read_text().count("\n") if f.is_file() else 0 for f in logs]
         t = time.perf_counter()
         _, report = build_predictor(pdir, runtime=args.runtime, minutes=args.minutes, threads=args.threads,
-                                    seed=args.seed, progress=lambda m, f: print(f"  [{f:4.0%}] {m}", flush=True))
+                                    seed=args.seed, refit=args.refit,
+                                    progress=lambda m, f: print(f"  [{f:4.0%}] {m}", flush=True))
         out["build"] = {"minutes": (time.perf_counter() - t) / 60, "samples": report["samples"],
                         "types": report["types"], "correction": report["correction"], "failed": report["failed"],
                         "in_network_labels": report.get("in_network_labels", {})}
         # an earlier build in the same folder measured these: this build's minutes leave them out
-        out["build"].update(reused_samples=reused[0], reused_networks=reused[1])
+        out["build"].update(reused_samples=reused[0], reused_networks=reused[1], refit=args.refit)
         out["fusion_table"] = report["fusion"]
     else:
         pdir = args.predictor
@@ -182,7 +194,7 @@ def main() -> None:
     # every measurement is kept as it is taken: an interrupted bench, run again, goes on from there
     cache = RESULTS.parents[1] / "runs" / "bench_latency" / f"held_out{tag}.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    key = [env[k] for k in ("cpu", "cpu_flags", "runtime", "runtime_version", "threads")]
+    key = [env[k] for k in ("cpu", "cpu_flags", "runtime", "runtime_version", "threads")] + [_build_id(pdir)]
     earlier = _cached(cache, key)
     if earlier:
         env["measurements_reused_from"] = str(cache)
@@ -291,6 +303,12 @@ def main() -> None:
     print((RESULTS / f"latency_predictor{tag}.md").read_text())
 
 
+def _outliers(c: dict) -> str:
+    out = c.get("outliers") or []
+    return "" if not out else f" ({len(out)} more left out as outliers, measured at " + \
+        ", ".join(f"{o['measured_over_fit']:.2f}x" for o in out) + " the fit)"
+
+
 def write_md(out: dict, path: Path) -> None:
     e = out["environment"]
     lines = [f"# Latency predictor vs calibrated roofline ({e['runtime']} {e['runtime_version']}, {e['threads']} "
@@ -318,11 +336,13 @@ def write_md(out: dict, path: Path) -> None:
         b = out["build"]
         c = b["correction"]
         scales = ", ".join(f"{g} x{s:.2f}" for g, s in c["scales"].items())
-        again = (f", a refit of the {b['reused_samples']} kernel samples and {b['reused_networks']} networks that an "
-                 "earlier build in the same folder measured (their measuring is not in this time)") \
+        held = f"the {b['reused_samples']} kernel samples and {b['reused_networks']} networks that an earlier build " \
+            "in the same folder measured"
+        again = f", a refit of {held} (nothing measured; their measuring is not in this time)" if b.get("refit") \
+            else f", resumed from {held} (their measuring is not in this time)" \
             if b.get("reused_samples") or b.get("reused_networks") else ""
         lines += ["", f"Build: {b['minutes']:.1f} min on this machine{again}, {b['samples']} kernel samples; "
-                  f"whole-network correction from {c['networks']} training networks (fit error "
+                  f"whole-network correction from {c['networks']} training networks{_outliers(c)} (fit error "
                   f"{100 * c['train_rmspe']:.1f}% "
                   f"RMSPE): kernel sums {scales}; + {1e6 * c['per_kernel_s']:.2f} us per kernel, "
                   f"{1e6 * c['per_view_s']:.2f} us per view, {1e9 * c.get('per_weight_byte_s', 0):.3f} ns per weight "

@@ -69,3 +69,51 @@ def test_a_kernel_with_no_builder_is_refused_by_name():
     with pytest.raises(UnknownKernel, match="no isolated builder"):
         build({"chain": "interp", "target": "aten.upsample_bicubic2d.vec", "input": [1, 3, 8, 8],
                "output": [1, 3, 16, 16], "inputs": [[1, 3, 8, 8]]})
+
+
+class QKV(nn.Module):
+    """Attention's q, k, v taken from one linear: a permute, then an unbind of its first axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).reshape(1, 64, 3, 2, 8).permute(2, 0, 3, 1, 4).unbind(0)
+        return q * k + v
+
+
+def test_a_transpose_split_after_it_runs_as_one_per_piece_on_onnx_runtime():
+    """ONNX Runtime splits first and transposes each piece (its profiler shows three Transposes): three kernels, each
+    a third of the tensor; OpenVINO keeps the one transpose."""
+    prof = count(QKV().eval(), (1, 64, 16))
+    ort = [k for k in kernels(prof, FusionRules("ort")) if k.type == "transpose"]
+    ov = [k for k in kernels(prof, FusionRules("openvino")) if k.type == "transpose"]
+    out = FEATURES.index("out_elems")
+    assert len(ort) == 3 and len(ov) == 1
+    assert all(k.features[out] == 64 * 16 and k.shape == (1, 2, 64, 8) for k in ort)
+    assert ov[0].features[out] == 3 * 64 * 16 and ov[0].op == "permute"
+    import torch
+
+    mod, shapes = build(ort[0].spec)  # a piece measured alone is a piece (with the split's unit axis), not the whole
+    assert shapes[0] == [1, 64, 1, 2, 8] and tuple(mod(torch.randn(*shapes[0])).shape) == (1, 1, 2, 64, 8)
+
+
+@pytest.mark.parametrize("name", ["convnext_s28", "quadranet_s28", "hornet_s32"])
+def test_kernel_op_names_are_the_ones_the_onnx_exporter_writes(tmp_path, name):
+    """Checked against the exported file itself (its shapes inferred by onnx): every transpose kernel's op name is a
+    Transpose node of the file with the kernel's output shape."""
+    import onnx
+
+    from chipfit.deploy.onnx import export_float
+
+    model = create_model(name)
+    c = model.config
+    shape = (1, c.in_chans, c.input_size, c.input_size)
+    path = export_float(model.eval(), tmp_path / "n.onnx", shape)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    dims = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim) for v in graph.value_info}
+    file = {n.name: dims.get(n.output[0]) for n in graph.node if n.op_type == "Transpose"}
+    ks = [k for k in kernels(count(model, shape), FusionRules("openvino")) if k.type == "transpose"]
+    assert ks and len({k.op for k in ks}) == len(ks)
+    assert all(file.get("node_" + k.op) == k.shape for k in ks)

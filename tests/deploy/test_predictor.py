@@ -52,6 +52,19 @@ def test_a_kernel_larger_than_any_measured_scales_with_its_work():
     assert model.predict(xt)[0] > 20 * y[small].max()
 
 
+def test_an_attentions_work_counts_its_scores():
+    """batch x heads = 8, L = 64, d = 1: 8 x 64 x 64 scores, which its softmax and mask run over, against 2 x 8 x 64 x
+    64 MACs; a conv's work is its outputs and MACs / 8."""
+    from chipfit.deploy.predictor import work_size
+
+    x = np.zeros((1, len(FEATURES)))
+    x[0, FEATURES.index("macs")] = 2 * 8 * 64 * 64
+    x[0, FEATURES.index("out_elems")] = 8 * 64
+    x[0, FEATURES.index("w_out")] = 1
+    assert work_size(x, "attention")[0] == 8 * 64 + 8 * 64 * 64 + 2 * 8 * 64 * 64 / 64 + 1
+    assert work_size(x, "conv")[0] == 8 * 64 + 2 * 8 * 64 * 64 / 8 + 1
+
+
 def test_few_samples_give_a_scale_model():
     x, y = _synthetic(5, 0)
     m = fit_type("act.relu", x, y)
@@ -69,6 +82,30 @@ def test_correction_recovers_scale_and_per_kernel_cost():
     assert c["per_kernel_s"] == pytest.approx(2e-6, rel=1e-2) and c["train_rmspe"] < 1e-6
 
 
+def test_networks_measured_in_a_slow_process_are_left_out_of_the_correction():
+    """Twelve networks of 1.2x their kernels' sum, two of them measured 1.5x slower (a slow process): the robust fit
+    names those two and recovers 1.2; a plain least-squares fit is pulled towards them."""
+    rng = np.random.default_rng(0)
+    ks = rng.uniform(1e-4, 1e-2, 12)
+    meas = 1.2 * ks * (1 + rng.normal(0, 0.01, 12))
+    meas[[3, 8]] *= 1.5
+    args = ([{"conv": a} for a in ks], [10] * 12, [0] * 12, list(meas))
+    c = fit_correction(*args, prior=0.0, offset=0.0)
+    assert [i for i, _ in c["outliers"]] == [3, 8] and c["networks"] == 10
+    assert c["scales"]["conv"] == pytest.approx(1.2, rel=0.01) and c["outliers"][0][1] == pytest.approx(1.5, rel=0.03)
+    plain = fit_correction(*args, prior=0.0, offset=0.0, robust=False)
+    assert plain["outliers"] == [] and plain["scales"]["conv"] > 1.22
+
+
+def test_a_byte_term_without_its_bytes_stays_zero():
+    ks = np.array([1e-4, 5e-4, 2e-3, 1e-2, 3e-4, 4e-3])
+    act = np.array([1e5, 4e6, 2e6, 3e7, 1e6, 5e5])
+    c = fit_correction([{"conv": a} for a in ks], [10] * 6, [0] * 6, list(ks + 1e-11 * act), prior=0.0,
+                       act_bytes=list(act))
+    assert c["per_weight_byte_s"] == pytest.approx(0, abs=1e-20) and c["per_act_byte_s"] == pytest.approx(1e-11,
+                                                                                                         rel=1e-2)
+
+
 def test_correction_recovers_the_cost_of_fetching_weights():
     """Inside a network, weights come from memory: 0.05 ns a byte on top of the kernels' own time."""
     ks = np.array([1e-4, 5e-4, 2e-3, 1e-2, 3e-4, 4e-3])
@@ -78,6 +115,34 @@ def test_correction_recovers_the_cost_of_fetching_weights():
                        act_bytes=[0.0] * 6)
     assert c["per_weight_byte_s"] == pytest.approx(5e-11, rel=1e-2)
     assert c["scales"]["conv"] == pytest.approx(1, rel=1e-2)
+
+
+def test_a_measured_offset_is_kept_and_the_rest_fitted_around_it():
+    """Networks of 1.2x their kernels plus a 20 us call: with the call given, the scale comes back and the offset is
+    the one given; a wrong one given is kept too (it is a measurement) and the fit error shows it."""
+    ks = np.array([1e-4, 5e-4, 2e-3, 1e-2, 3e-4])
+    meas = 1.2 * ks + 2e-5
+    args = ([{"conv": a} for a in ks], [10, 40, 5, 20, 80], [0] * 5, list(meas))  # kernel counts unlike the call
+    c = fit_correction(*args, prior=0.0, offset=2e-5)
+    assert c["offset_s"] == 2e-5 and c["scales"]["conv"] == pytest.approx(1.2, rel=1e-3) and c["train_rmspe"] < 1e-6
+    wrong = fit_correction(*args, prior=0.0, offset=0.0)
+    assert wrong["offset_s"] == 0.0 and wrong["train_rmspe"] > 1e-3
+
+
+def test_in_network_labels_of_a_network_profiled_slow_are_scaled_to_its_measured_latency():
+    """A network whose profiled nodes sum to 2x its measured latency (the profiling process ran slow): its labels are
+    halved; one whose nodes sum to less (the rest is call overhead) keeps them."""
+    from torch import nn
+
+    from chipfit.cost import count
+    from chipfit.deploy.build import in_network_rows
+
+    prof = count(nn.Sequential(nn.Conv2d(8, 8, 3, padding=1)).eval(), (1, 8, 8, 8))
+    node = [["c", "Conv", [1, 8, 8, 8], 4e-5]]
+    slow = {"measured_s": 2e-5, "nodes": node}
+    fast = {"measured_s": 5e-5, "nodes": node}
+    rows, _ = in_network_rows([(prof, slow), (prof, fast)], FusionRules("ort"))
+    assert [r["s"] for r in rows] == pytest.approx([2e-5, 4e-5])
 
 
 def _predictor(tmp_path, types=("conv", "reorder.in", "reorder.out")):
@@ -157,3 +222,13 @@ def test_survival_recovers_the_share_of_kernels_the_optimizer_keeps():
     assert s["transpose<layer_norm>conv"] == pytest.approx(0.25, abs=1e-6)
     assert s["transpose<copy>conv"] == pytest.approx(1.0, abs=1e-6)
     assert 0.25 < s["transpose"] < 1.0 and "eltwise.add" not in s
+
+
+def test_training_networks_take_every_family_in_turn():
+    from chipfit.deploy.build import training_networks
+    from chipfit.models.sample import FAMILIES
+
+    nets = training_networks(len(FAMILIES), 5)
+    assert sorted(cfg.name.split("_r")[0] for cfg, _ in nets) == sorted(FAMILIES)  # names: family_rNNNNNN_size
+    again = training_networks(len(FAMILIES), 5)
+    assert [c.name for c, _ in nets] == [c.name for c, _ in again]  # a seed gives the same set

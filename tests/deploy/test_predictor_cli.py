@@ -37,6 +37,21 @@ def test_build_refuses_to_overwrite_a_predictor(built):
     assert res.exit_code == 2 and "holds a predictor already" in res.output
 
 
+def test_refit_measures_nothing_and_fits_the_same_measurements_again(built):
+    out = built[0]
+    samples = (out / "samples.jsonl").read_text()
+    res = runner.invoke(app, ["predictor", "build", "--out", str(out), "--refit", "--networks", "2"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "predictor.json").read_text())
+    assert manifest["build"]["refit"] is True and manifest["build"]["networks"] == 2
+    assert (out / "samples.jsonl").read_text() == samples  # nothing measured, nothing added
+
+
+def test_refit_of_a_folder_without_measurements_is_one_line(tmp_path):
+    res = runner.invoke(app, ["predictor", "build", "--out", str(tmp_path / "none"), "--refit"])
+    assert res.exit_code == 2 and "nothing to refit" in res.output and "Traceback" not in res.output
+
+
 def test_predict_prints_and_writes_a_predicted_estimate(built, tmp_path):
     res = runner.invoke(app, ["predict", "quadranet_s28", "--predictor", str(built[0]), "--json",
                               str(tmp_path / "p.json")])

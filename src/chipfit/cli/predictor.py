@@ -23,16 +23,19 @@ def build_cmd(
     threads: Annotated[int, typer.Option(help="intra-op threads the predictor is valid for")] = 1,
     networks: Annotated[int, typer.Option(help="random training networks (kernel shapes and the correction)")] = 40,
     seed: Annotated[int, typer.Option(help="seed of the training networks and the sampling")] = 0,
+    refit: Annotated[bool, typer.Option("--refit", help="measure nothing: fit again on what --out holds from an "
+                                                        "earlier build (after upgrading chipfit)")] = False,
 ) -> None:
-    """Train a latency predictor for a runtime on this machine: kernels measured alone, fitted per kernel type,
-    corrected on whole networks. An interrupted build run again on the same --out keeps its samples."""
+    """Train a latency predictor for a runtime on this machine: kernels measured alone and inside whole networks,
+    fitted per kernel type, corrected on whole networks. An interrupted build run again on the same --out keeps its
+    measurements; --refit fits again on them without measuring."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from chipfit.deploy.build import build_predictor
 
     if runtime not in ("ort", "openvino"):
         fail(f"--runtime must be ort or openvino, not {runtime!r}")
-    if (out / "predictor.json").exists():
+    if (out / "predictor.json").exists() and not refit:
         fail(f"{out} holds a predictor already; choose another --out or delete it (its samples.jsonl is kept for "
               "a rebuild)")
     try:
@@ -40,7 +43,7 @@ def build_cmd(
                       console=Console(stderr=True)) as bar:
             task = bar.add_task("starting", total=1.0)
             predictor, report = build_predictor(out, runtime=runtime, minutes=minutes, threads=threads, seed=seed,
-                                                networks=networks,
+                                                networks=networks, refit=refit,
                                                 progress=lambda msg, frac: bar.update(task, description=msg,
                                                                                       completed=frac))
     except (ValueError, OSError) as e:
@@ -77,7 +80,9 @@ def _show(folder: Path) -> None:
     corr = m.get("correction", {})
     if corr:
         scales = ", ".join(f"{g} x{s:.2f}" for g, s in corr.get("scales", {}).items())
-        con.print(f"whole-network correction ({corr.get('networks')} networks, fit RMSPE "
+        out = corr.get("outliers") or []
+        left = f", {len(out)} more left out as outliers" if out else ""
+        con.print(f"whole-network correction ({corr.get('networks')} networks{left}, fit RMSPE "
                   f"{100 * corr.get('train_rmspe', float('nan')):.1f}%): kernels {scales}; + "
                   f"{1e6 * corr['per_kernel_s']:.2f} us per kernel + {1e6 * corr['per_view_s']:.2f} us per view + "
                   f"{1e9 * corr.get('per_weight_byte_s', 0):.3f} ns per weight byte + "

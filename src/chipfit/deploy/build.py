@@ -3,11 +3,13 @@
 1. Training networks: random architectures of the zoo's families (:mod:`chipfit.models.sample`), costed once.
 2. Fusion rules: every conv/linear chain among them is built alone and the runtime says what it fused
    (:func:`chipfit.deploy.fusion.detect`).
-3. Whole networks: each exported as ``chipfit deploy`` does and, once a canary network runs as fast as it did
+3. Whole networks (for up to 70% of the budget: kernels measured alone take far less time each): each exported as
+   ``chipfit deploy`` does and, once a canary network runs as fast as it did
    (:mod:`chipfit.deploy.steady`), measured (:func:`chipfit.deploy.measure.measure`, three fresh processes: on
    this kind of machine one process's latency can differ from the next one's by 1.5x), its executed graph read, and
    its nodes profiled one by one (ONNX Runtime's profiler, OpenVINO's per-layer counters): the kernels they pair
-   with get their in-network seconds as labels (:mod:`chipfit.deploy.profiling`).
+   with get their in-network seconds as labels (:mod:`chipfit.deploy.profiling`), scaled down where the nodes sum to
+   more than the network's measured latency (the profiling process ran slow).
 4. Kernel samples measured alone, for the types the networks label too rarely and for the layout reorders around
    convs: each kernel built alone (:mod:`chipfit.deploy._samples`) with its output kept inside the graph, exported
    and timed by the runtime's own profiler (ONNX Runtime; elsewhere the median call minus the call's fixed cost),
@@ -17,17 +19,20 @@
 6. Survival: in each training network's executed graph, the share of transposes, adds, multiplies and reorders the
    runtime's optimizer kept, per kernel context (:func:`fit_survival`).
 7. Correction: ``measured = sum over kernel groups of scale_g * their kernels' sum + per_kernel * kernels + per_view *
-   views + per_byte terms for weights and activations + offset``, fitted by bounded least squares on the whole
-   networks (:func:`fit_correction`).
+   views + per_byte terms for activations + offset``, fitted by bounded least squares on the whole networks
+   (:func:`fit_correction`), without the networks it misses by far (measured in a slow process); the offset is the
+   runtime's call overhead, measured (:func:`call_overhead`).
 
 Every measured sample is appended to ``samples.jsonl`` and every network to ``networks.jsonl`` in the output folder
-as it is taken: an interrupted build run again on the same folder keeps what it had.
+as it is taken: an interrupted build run again on the same folder keeps what it had, and ``refit=True`` fits again
+on it without measuring (after chipfit's pairing or regressors changed).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -177,13 +182,20 @@ def in_network_rows(nets: list[tuple[Any, dict[str, Any]]], rules: FusionRules, 
                     ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Training rows (``type``, ``features``, ``s``) of the kernels that the profiled nodes of each (profile,
     network log row) label (:func:`chipfit.deploy.profiling.label_kernels`), and per kernel class, in how many
-    networks its kernels and nodes could not be paired."""
+    networks its kernels and nodes could not be paired.
+
+    Where a network's nodes sum to more than its measured latency (the median of fresh processes), the process that
+    profiled it ran slow (a process's memory layout can make a network 1.5x slower, see the README): its nodes are
+    scaled down to sum to the measured latency."""
     out: list[dict[str, Any]] = []
     unpaired: Counter = Counter()
     for prof, row in nets:
         ks = kernels(prof, rules, specs=False)
-        labels, skipped = label_kernels(ks, NetworkLog.nodes(row), runtime)
-        out.extend({"type": ks[j].type, "features": list(ks[j].features), "s": sec} for j, sec in labels)
+        nodes = NetworkLog.nodes(row)
+        total = sum(n.seconds for n in nodes)
+        scale = min(1.0, row["measured_s"] / total) if total > 0 and row.get("measured_s") else 1.0
+        labels, skipped = label_kernels(ks, nodes, runtime)
+        out.extend({"type": ks[j].type, "features": list(ks[j].features), "s": sec * scale} for j, sec in labels)
         unpaired.update(skipped.keys())
     return out, dict(unpaired)
 
@@ -211,9 +223,10 @@ class NetworkLog:
         return [NodeTime(n, op, tuple(shape), sec) for n, op, shape, sec in row.get("nodes", [])]
 
     def add(self, name: str, measured_s: float, executed: dict[str, int], nodes: list[NodeTime],
-            canary: float | None = None) -> dict[str, Any]:
+            canary: float | None = None, call_s: float | None = None) -> dict[str, Any]:
         row = {"name": name, "measured_s": measured_s, "executed": executed,
-               "nodes": [[n.name, n.op, list(n.shape), n.seconds] for n in nodes], "canary": canary, "env": self.env}
+               "nodes": [[n.name, n.op, list(n.shape), n.seconds] for n in nodes], "canary": canary,
+               "call_s": call_s, "env": self.env}
         self.rows[name] = row
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -222,7 +235,8 @@ class NetworkLog:
 
 def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_views: list[int], measured: list[float],
                    prior: float | dict[str, float] = 0.3, weight_bytes: list[float] | None = None,
-                   act_bytes: list[float] | None = None, spill_bytes: list[float] | None = None) -> dict[str, Any]:
+                   act_bytes: list[float] | None = None, spill_bytes: list[float] | None = None,
+                   offset: float | None = None, robust: bool = True) -> dict[str, Any]:
     """Fit, on whole networks, ``measured = sum_g scale_g * kernels_g + per_kernel * kernels + per_view * views +
     per_weight_byte * weight bytes + per_act_byte * activation bytes + per_spill_byte * bytes beyond the cache +
     offset`` by bounded least squares in relative
@@ -231,16 +245,26 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
 
     Why the byte terms: a kernel measured alone finds its weights in cache on every run; inside a network each
     layer's weights come from memory once per inference, and its inputs from the kernel before, from cache only when
-    they fit (``spill_bytes``: per kernel, what it moves beyond the L2 cache, summed). ``per_kernel`` may be
-    slightly negative (down to -3 us): what is left of the profiler's own cost on small kernels.
+    they fit (``spill_bytes``: per kernel, what it moves beyond the L2 cache, summed). Labels taken inside networks
+    hold those trips already, so :func:`build_predictor`, whose labels mostly are, fits no weight term.
+    ``per_kernel`` may be slightly negative (down to -3 us): what is left of the profiler's own cost on small
+    kernels.
 
     Args:
         group_s: per network, the predicted kernel seconds summed per group
             (:func:`~chipfit.deploy.predictor.group_of`).
         n_kernels, n_views: per network, its kernels and its renaming views.
         measured: per network, its measured seconds.
-        weight_bytes, act_bytes: per network, the bytes of weights its kernels read and of activations they move.
+        weight_bytes, act_bytes: per network, the bytes of weights its kernels read and of activations they move
+            (a term not given stays 0; :func:`build_predictor` gives no weight bytes, see there).
         spill_bytes: per network, the bytes its kernels move beyond the cache.
+        offset: the per-network seconds when measured (the runtime's call overhead, :func:`call_overhead`); fitted
+            when None.
+        robust: leave out, and fit again without, the networks the fit misses by more than 4 robust sigmas (and
+            10%), at most three times: a network measured in a process that ran slow (on this kind of machine a
+            process may run 1.5x slower than the next, :mod:`chipfit.deploy.measure`) otherwise pulls every
+            coefficient towards it. ``networks`` counts those kept, ``outliers`` lists the others (index,
+            measured / fitted) and ``train_rmspe`` is the kept networks' fit error.
     """
     import numpy as np
     from scipy.optimize import lsq_linear
@@ -253,6 +277,9 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
     sb = zeros if spill_bytes is None else np.asarray(spill_bytes, dtype=float)
     a = np.column_stack([[d.get(g, 0.0) for d in group_s] for g in groups]
                         + [n_kernels, n_views, wb, ab, sb, np.ones(len(y))]).astype(float)
+    fixed = 0.0 if offset is None else float(offset)
+    if offset is not None:
+        a[:, -1] = 0.0  # the offset's column stays (so the coefficients keep their places) but does nothing
     k = len(groups)
     scale_cols = a[:, k + 2:k + 5].max(axis=0)  # bytes are ~1e6 times larger than seconds: solve in scaled units
     scale_cols[scale_cols == 0] = 1.0
@@ -262,17 +289,44 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
     pri = np.array([prior.get(g, 0.3) if isinstance(prior, dict) else prior for g in groups], dtype=float)
     reg[:, :k] = np.diag(np.sqrt(pri))
     lo = np.array([0.0] * k + [-3e-6, 0.0, 0.0, 0.0, 0.0, 0.0])
-    hi = np.array([3.0] * k + [1e-5, 1e-5, np.inf, np.inf, np.inf, np.inf])
-    res = lsq_linear(np.vstack([a * w[:, None], reg]), np.concatenate([y * w, np.sqrt(pri)]),
-                     bounds=(lo, hi))
-    coef = res.x
-    fitted = a @ coef
+    # a term whose bytes are not given stays at 0 (an upper bound of 0 itself is refused)
+    hi = np.array([3.0] * k + [1e-5, 1e-5] + [np.inf if b is not None else 1e-30
+                                              for b in (weight_bytes, act_bytes, spill_bytes)] + [np.inf])
+
+    def solve(keep):
+        coef = lsq_linear(np.vstack([a[keep] * w[keep, None], reg]),
+                          np.concatenate([(y[keep] - fixed) * w[keep], np.sqrt(pri)]), bounds=(lo, hi)).x
+        if offset is not None:
+            coef[k + 5] = fixed
+        return coef
+
+    full = a.copy()
+    if offset is not None:
+        full[:, -1] = 1.0
+    keep = np.ones(len(y), dtype=bool)
+    coef = solve(keep)
+    for _ in range(3 if robust else 0):
+        rel = full @ coef / y - 1
+        mad = 1.4826 * float(np.median(np.abs(rel[keep] - np.median(rel[keep]))))
+        out = np.abs(rel - np.median(rel[keep])) > max(4 * mad, 0.1)
+        if (~out).sum() < max(8, len(y) // 2) or np.array_equal(~out, keep):
+            break
+        keep = ~out
+        coef = solve(keep)
+    rel = full @ coef / y - 1
     return {"scales": {g: float(c) for g, c in zip(groups, coef[:k], strict=True)}, "per_kernel_s": float(coef[k]),
             "per_view_s": float(coef[k + 1]), "per_weight_byte_s": float(coef[k + 2] / scale_cols[0]),
             "per_act_byte_s": float(coef[k + 3] / scale_cols[1]),
             "per_spill_byte_s": float(coef[k + 4] / scale_cols[2]),
-            "offset_s": float(coef[k + 5]),
-            "networks": len(y), "train_rmspe": float(np.sqrt(np.mean((fitted / y - 1) ** 2)))}
+            "offset_s": float(coef[k + 5]), "networks": int(keep.sum()),
+            "outliers": [[int(i), float(1 / (1 + rel[i]))] for i in np.flatnonzero(~keep)],  # index, measured/fit
+            "train_rmspe": float(np.sqrt(np.mean(rel[keep] ** 2)))}
+
+
+def _call_seconds(rows: list[dict[str, Any]]) -> float | None:
+    """The median call overhead the network log holds (None for a log written before it was kept)."""
+    got = [r["call_s"] for r in rows if r.get("call_s")]
+    return statistics.median(got) if got else None
 
 
 def fit_survival(contexts: list[dict[str, int]], executed: list[dict[str, int]], prior: float = 0.05
@@ -311,15 +365,19 @@ def fit_survival(contexts: list[dict[str, int]], executed: list[dict[str, int]],
 
 
 def training_networks(count_: int, seed: int) -> list[tuple[Any, Any]]:
-    """(ModelConfig, Profile) of ``count_`` random networks; seeds below 10**6 + seed, apart from evaluation seeds."""
+    """(ModelConfig, Profile) of ``count_`` random networks, the zoo's families taken in turn (in an order drawn per
+    seed) so that each is trained on: drawn freely, one 40-network set held a single Swin, and the held-out Swins were
+    predicted from attention kernels measured alone. Seeds from 10**6 + seed, apart from evaluation seeds."""
     from chipfit.cost import count
     from chipfit.models import build_model
-    from chipfit.models.sample import random_config
+    from chipfit.models.sample import FAMILIES, random_config
 
     rng = random.Random(10**6 + seed)
+    order = list(FAMILIES)
+    rng.shuffle(order)
     out = []
-    for _ in range(count_):
-        cfg = random_config(rng)
+    for i in range(count_):
+        cfg = random_config(rng, order[i % len(order)])
         out.append((cfg, count(build_model(cfg), (1, cfg.in_chans, cfg.input_size, cfg.input_size), name=cfg.name)))
     return out
 
@@ -334,8 +392,11 @@ def export_network(cfg, path: Path) -> Path:
 
 
 def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 10.0, threads: int = 1, seed: int = 0,
-                    networks: int = 40, progress: Progress | None = None) -> tuple[Predictor, dict[str, Any]]:
+                    networks: int = 40, progress: Progress | None = None, refit: bool = False
+                    ) -> tuple[Predictor, dict[str, Any]]:
     """Train a predictor for ``runtime`` on this machine within about ``minutes`` and save it in ``out``.
+    ``refit``: measure nothing, fit again on the kernel samples and networks ``out`` holds from an earlier build
+    (after an upgrade of chipfit's kernel pairing or regressors; ``minutes`` is not used).
 
     Returns:
         the predictor and a report (fusion table, samples per type, cross-validated errors, correction, times).
@@ -346,6 +407,8 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
         raise ValueError(f"--threads must be >= 1, got {threads}")
     say = progress or (lambda msg, frac: None)
     out = Path(out)
+    if refit and not (out / "networks.jsonl").is_file() and not (out / "samples.jsonl").is_file():
+        raise ValueError(f"nothing to refit in {out}: it holds no samples.jsonl or networks.jsonl of a build")
     out.mkdir(parents=True, exist_ok=True)
     env = environment(runtime, threads)
     t0 = time.perf_counter()
@@ -375,16 +438,20 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        overhead = profiler_node_cost(tmp, threads) if runtime == "ort" else call_overhead(tmp, runtime, threads)
+        overhead = 0.0 if refit else profiler_node_cost(tmp, threads) if runtime == "ort" else \
+            call_overhead(tmp, runtime, threads)
         # whole networks first: measured (the correction's targets), their executed graph read (survival) and each
         # profiled node by node (in-network labels of their kernels)
         used: list[tuple[Any, Any, dict[str, Any]]] = []
         canary = None
+        call_s = None  # the runtime's call overhead, measured once with the first network: the correction's offset
         for i, (cfg, prof) in enumerate(nets):
-            if time.perf_counter() - t0 > 0.45 * budget and len(used) >= 8:
+            if not refit and time.perf_counter() - t0 > 0.7 * budget and len(used) >= 8:
                 break
             key = f"{i}:{cfg.name}"
             row = net_log.rows.get(key)
+            if row is None and refit:
+                continue
             if row is None:
                 path = export_network(cfg, tmp / "net.onnx")
                 if canary is None:
@@ -395,7 +462,9 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
                     profile_nodes_openvino(path, threads=threads)
                 measured = measure(path, runtime=runtime, threads=threads, processes=3, repeats=20).median_s
                 ran = Counter(executed_ops(path, runtime, threads=threads, compute_only=False))
-                row = net_log.add(key, measured, dict(ran), nodes, canary=ratio)
+                if call_s is None:
+                    call_s = call_overhead(tmp, runtime, threads)
+                row = net_log.add(key, measured, dict(ran), nodes, canary=ratio, call_s=call_s)
             used.append((cfg, prof, row))
             say(f"whole networks measured: {len(used)}", 0.05 + 0.35 * (i + 1) / len(nets))
         in_network, unpaired = in_network_rows([(prof, row) for _, prof, row in used], rules, runtime)
@@ -407,7 +476,11 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
         queues = {t: list(ks) for t, ks in by_type.items()
                   if labelled[t] < MIN_IN_NETWORK or (reorders_short and t in ("conv", "dwconv"))}
         rounds = 0
-        while any(queues.values()) and (rounds < 2 or time.perf_counter() - t0 < 0.7 * kernel_budget):
+        if refit:
+            queues = {}
+        # the queues get 60% of the time the networks left, the adaptive pass the rest
+        queue_end = (time.perf_counter() - t0) + 0.6 * max(kernel_budget - (time.perf_counter() - t0), 0.0)
+        while any(queues.values()) and (rounds < 2 or time.perf_counter() - t0 < queue_end):
             rounds += 1  # two rounds always: every type gets samples, however short the budget
             for t in sorted(queues):
                 if not queues[t]:
@@ -422,7 +495,7 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
             say(f"kernels measured: {len(log.rows)}", min(0.4 + 0.4 * (time.perf_counter() - t0) / kernel_budget,
                                                            0.8))
         # adaptive pass: the worst types get neighbours of their worst-predicted samples
-        while time.perf_counter() - t0 < kernel_budget:
+        while not refit and time.perf_counter() - t0 < kernel_budget:
             models = fit_all(log.rows, seed)
             ranked = sorted((m.cv_error or 0.0, t) for t, m in models.items()
                             if m.cv_error is not None and not t.startswith("reorder.") and t in queues)
@@ -452,6 +525,15 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
             say(f"kernels measured: {len(log.rows)} (adaptive)", 0.8)
             if not added:
                 break
+        # the correction's per-network offset is the runtime's call overhead; a log written before it was kept
+        # gets it measured now (the one measurement a refit takes)
+        offset = _call_seconds([row for _, _, row in used])
+        offset_now = offset is None and bool(used)
+        if offset_now:
+            offset = call_overhead(tmp, runtime, threads)
+    if refit and not used:
+        raise ValueError(f"nothing to refit in {out}: none of its networks.jsonl rows are this build's training "
+                         f"networks (seed {seed}, {networks} networks) measured on this machine")
     models = fit_all(log.rows, seed, in_network)
     meas = [row["measured_s"] for _, _, row in used]
     names = [cfg.name for cfg, _, _ in used]
@@ -464,9 +546,12 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
     preds = [predictor.predict(p) for _, p, _ in used]
     ks_sum = [p.kernel_s for p in preds]
     corr = fit_correction([p.group_s for p in preds], [len(p.kernels) - len(p.unknown) for p in preds],
-                          [view_count(p) for _, p, _ in used], meas, weight_bytes=[p.weight_bytes for p in preds],
+                          [view_count(p) for _, p, _ in used], meas,
+                          # no weight-byte term: the labels taken inside networks hold the weights' trips from memory
+                          # already; fitted, it took up what slow processes added (+23% on mobilenetv2_050 at 28 px)
                           act_bytes=[p.act_bytes for p in preds], spill_bytes=[p.spill_bytes for p in preds],
-                          prior=group_priors(preds, labelled))
+                          prior=group_priors(preds, labelled), offset=offset)
+    corr["outliers"] = [{"name": names[i], "measured_over_fit": r} for i, r in corr["outliers"]]
     corr["cache_bytes"] = predictor.cache_bytes
     predictor.manifest["correction"] = corr
     predictor = Predictor(predictor.manifest, models)
@@ -475,7 +560,8 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
                                    "networks": len(meas), "in_network_labels": dict(sorted(labelled.items())),
                                    "unpaired_classes": unpaired,
                                    "canary_waited_s": canary.waited_s if canary is not None else 0.0,
-                                   "call_overhead_s": overhead, "failed": failed,
+                                   "call_overhead_s": overhead, "failed": failed, "refit": refit,
+                                   "network_call_s": offset, "network_call_measured_at_fit": offset_now,
                                    "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     predictor.save(out)
     report = {"fusion": fusion_rows, "types": {t: {"samples": m.samples, "cv_error": m.cv_error,

@@ -10,7 +10,8 @@ Each kernel carries the same numeric features whatever its type (:data:`FEATURES
 that vary for it. Kernel types are named after what runs: ``conv``, ``dwconv`` (groups > 1), ``gemm``, ``attention``,
 ``layer_norm``, ``batch_norm``, ``act.<kind>``, ``eltwise.<kind>``, ``reduce.<kind>``, ``pool.<kind>``,
 ``transpose``, ``concat``, ``split``, ``copy.<op>``, and on ONNX Runtime ``reorder.in`` / ``reorder.out`` (the
-layout changes around blocked convolutions); a view that only renames a tensor is not a kernel.
+layout changes around blocked convolutions); a view that only renames a tensor is not a kernel. On ONNX Runtime a
+transpose that a split alone reads (attention's q, k, v) is one kernel per piece: the runtime splits first.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class Kernel:
         spec: what rebuilds it alone (shapes and options), for sampling it in isolation.
         context: ``type<producer>consumer`` for the kernel types a runtime's graph optimizer may remove or merge
             (:data:`CONTEXT_TYPES`: transposes it cancels, adds and multiplies it folds); ``""`` otherwise.
+        shape: its (first) output's shape, what pairs it with a node the runtime profiled.
+        op: the name the ONNX exporter gives its head op (``permute_3``: the fourth ``aten.permute``), which a
+            runtime keeps on the node while the op survives (ONNX Runtime's ``node_permute_3``); for a transpose
+            that a clone makes contiguous, its permute's.
     """
 
     type: str
@@ -91,6 +96,8 @@ class Kernel:
     measured_rule: bool = True
     spec: dict[str, Any] = field(default_factory=dict, compare=False)
     context: str = ""
+    shape: tuple[int, ...] = ()
+    op: str = ""
 
 
 def _follower_tag(node: OpNode, running: set[int]) -> str:
@@ -284,6 +291,7 @@ def kernels(profile: Profile, rules: FusionRules, *, specs: bool = True) -> list
         return f"{type_}{tag}<{_producer(graph, first.idx)}>{_consumer(graph, readers, last.idx)}"
 
     single = {layer.nodes[0]: layer for layer in profile.layers_unfused}
+    names = export_names(graph)
     out: list[Kernel] = []
     for layer in profile.layers_fused:
         chain = [nodes[i] for i in layer.nodes]
@@ -300,11 +308,12 @@ def kernels(profile: Profile, rules: FusionRules, *, specs: bool = True) -> list
             record = layer if len(g) == len(chain) else single.get(g[0].idx) if len(g) == 1 else None
             out.append(Kernel(t, key, f"{g[0].module or '<root>'}:{'+'.join(n.kind for n in g)}",
                               _features(g, profile, record), measured, _spec(g, key) if specs else {},
-                              context(t, g[0], g[-1], tag)))
+                              context(t, g[0], g[-1], tag), _out_shape(g[-1]), names[g[0].idx]))
             if t in ("conv", "dwconv") and rules.runtime == "ort":
                 for r_type, shape, ctx in _reorders(g[0], g[-1], graph, readers):
                     out.append(Kernel(r_type, r_type, f"{g[0].module or '<root>'}:{r_type}",
-                                      tensor_features(shape), True, {"chain": r_type, "input": list(shape)}, ctx))
+                                      tensor_features(shape), True, {"chain": r_type, "input": list(shape)}, ctx,
+                                      tuple(shape)))
     # Views that the runtime executes: a transpose that no clone makes contiguous becomes a Transpose, a split
     # copies its pieces. Other views (reshape, alias, unsqueeze) only rename a tensor.
     for n in nodes:
@@ -314,13 +323,72 @@ def kernels(profile: Profile, rules: FusionRules, *, specs: bool = True) -> list
             c = _consumer_node(graph, readers, n.idx)
             if c is not None and nodes[c].target in ("aten.clone.default", "aten.contiguous.default"):
                 continue
-            out.append(Kernel("transpose", "transpose", f"{n.module or '<root>'}:transpose",
-                              _features([n], profile, single.get(n.idx)),
-                              True, _spec([n], "transpose") if specs else {}, context("transpose", n, n)))
+            feats = _features([n], profile, single.get(n.idx))
+            split = _split_after(n, graph, readers) if rules.runtime == "ort" else None
+            parts = len(split.outputs) if split is not None else 1
+            spec = (_spec([n], "transpose") if split is None else _piece_spec(n, split)) if specs else {}
+            for _ in range(parts):
+                out.append(Kernel("transpose", "transpose", f"{n.module or '<root>'}:transpose",
+                                  _part(feats, parts), True, spec, context("transpose", n, n),
+                                  _out_shape(split if split is not None else n), names[n.idx] if split is None else ""))
         elif n.target in SPLITS:
             out.append(Kernel("split", "split", f"{n.module or '<root>'}:split", _features([n], profile), True,
-                              _spec([n], "split") if specs else {}))
+                              _spec([n], "split") if specs else {}, shape=_out_shape(n)))
     return out
+
+
+def export_names(graph) -> list[str]:
+    """Per node, the name the ONNX exporter (torch.export) gives it: the op's name, numbered from its second
+    occurrence on (``permute``, ``permute_1``, ...); a clone that makes a permuted view contiguous (exported as
+    that Transpose) takes its view's name."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in graph.nodes:
+        base = n.target.split(".")[1] if n.target.startswith("aten.") else n.target
+        k = seen.get(base, 0)
+        seen[base] = k + 1
+        out.append(f"{base}_{k}" if k else base)
+    made_by = {t.tid: n.idx for n in graph.nodes for t in n.outputs}
+    for n in graph.nodes:
+        if n.target in ("aten.clone.default", "aten.contiguous.default") and n.inputs:
+            src = made_by.get(n.inputs[0].tid)
+            if src is not None and graph.nodes[src].target in TRANSPOSES:
+                out[n.idx] = out[src]
+    return out
+
+
+def _out_shape(node: OpNode) -> tuple[int, ...]:
+    return tuple(int(d) for d in node.outputs[0].shape) if node.outputs else ()
+
+
+def _split_after(n: OpNode, graph, readers: dict[int, list[int]]) -> OpNode | None:
+    """The split that alone reads transpose ``n``'s output, if one does. ONNX Runtime moves such a transpose past the
+    split: it splits first and transposes each piece (attention's q, k and v), so the one transpose runs as one per
+    piece."""
+    rs = [r for t in n.outputs for r in readers.get(t.tid, [])]
+    if len(rs) == 1 and graph.nodes[rs[0]].target in SPLITS and len(graph.nodes[rs[0]].outputs) > 1:
+        return graph.nodes[rs[0]]
+    return None
+
+
+def _piece_spec(n: OpNode, split: OpNode) -> dict[str, Any]:
+    """What rebuilds one piece's transpose alone: the untransposed tensor cut to one along the axis the split takes
+    (the one of as many elements as pieces), transposed to a piece with its leading unit axis."""
+    spec = _spec([n], "transpose")
+    x, parts = list(spec["input"]), len(split.outputs)
+    x[next((i for i, d in enumerate(x) if d == parts), 0)] = 1
+    return {**spec, "input": x, "output": [1, *_out_shape(split)], "pieces": parts}
+
+
+_PER_PIECE = tuple(i for i, f in enumerate(FEATURES) if f in ("flops", "bytes_read", "bytes_written", "out_elems",
+                                                               "in_elems"))
+
+
+def _part(features: tuple[float, ...], parts: int) -> tuple[float, ...]:
+    """A data-moving kernel's features for one of ``parts`` equal pieces of its tensor."""
+    if parts == 1:
+        return features
+    return tuple(v / parts if i in _PER_PIECE else v for i, v in enumerate(features))
 
 
 def tensor_features(shape: tuple[int, ...] | list[int], bits: int = 32) -> tuple[float, ...]:

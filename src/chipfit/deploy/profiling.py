@@ -3,17 +3,21 @@
 The profiler gives, per executed node and run, its time without the call's fixed cost. :func:`profile_file` sums
 them per op type (a kernel sample built alone); :func:`profile_nodes` keeps them node by node for a whole network,
 and :func:`label_kernels` pairs those nodes with the kernels chipfit reads off its cost records
-(:func:`chipfit.deploy.kernels.kernels`); on OpenVINO its per-layer counters (:func:`profile_nodes_openvino`) give
-the nodes, and its convolutions (with what it fused into them) and fully connected layers are paired
-(:data:`LABELLED_OPENVINO`). The kernel's time as it runs inside the network, with the cache state,
-layouts and neighbours it really has there, a label a sample measured alone cannot give.
+(:func:`chipfit.deploy.kernels.kernels`); on OpenVINO its per-layer counters (:func:`profile_nodes_openvino`, read
+twice: they are running averages) give the nodes, and its convolutions (with what it fused into them), fully
+connected layers, layer norms, means, splits and transposes are paired (:data:`LABELLED_OPENVINO`). The kernel's time
+as it runs inside the network, with the cache state, layouts and neighbours it really has there, a label a sample
+measured alone cannot give.
 
 Pairing is by class: a conv (whatever the runtime fused into it) is one ``Conv``/``FusedConv`` node, a layer norm
-one ``LayerNormalization``, and so on (:data:`LABELLED`). Within a class a network's kernels and nodes are taken in
-order, each kernel with the first unused node of a fitting output shape; a class whose counts differ (the runtime
-removed or merged some) gives no labels for that network. So the kernels a runtime's optimizer may drop or merge
-(transposes, element-wise adds and multiplies, layout reorders) are labelled only in the networks where the counts
-agree: there every one of them ran.
+one ``LayerNormalization``, and so on (:data:`LABELLED`); an attention is the group of nodes it runs as (scores
+MatMul, mask add, Softmax, MatMul by the values: :func:`attention_nodes`). Within a class a network's kernels and
+nodes are taken in order, each kernel with the first unused node of a fitting output shape. Where a class's counts
+differ (the runtime removed or merged some), only the pairs that are still sure are kept: for transposes, a kernel
+whose op still runs under the exporter's name (``node_permute_3``), and the kernels and nodes of a shape where they
+are as many (:data:`BY_NAME`, :data:`BY_SHAPE`); the other classes give no labels for that network. So the kernels
+a runtime's optimizer may drop or merge (element-wise adds and multiplies, layout reorders) are labelled only in the
+networks where every one of them ran.
 """
 
 from __future__ import annotations
@@ -52,9 +56,25 @@ LABELLED_OPENVINO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gemm": (("gemm", "matmul"), ("FullyConnected", "MatMul")),
     "max_pool": (("pool.max_pool",), ("MaxPool",)),
     "concat": (("concat",), ("Concatenation", "Concat")),
+    "mean": (("reduce.mean",), ("ReduceMean",)),  # those a layer norm's node group does not hold
+    "split": (("split",), ("Split", "VariadicSplit")),
+    "transpose": (("transpose",), ("Transpose",)),  # paired by the exporter's names: OpenVINO keeps them
 }
 # classes whose nodes may outnumber the kernels: an attention kernel runs as MatMul nodes too (paired by shape)
 SURPLUS = ("gemm",)
+# classes whose kernels, where their counts and the nodes' differ, are paired by the exporter's name of their op
+# (:attr:`Kernel.op`). Adds and multiplies are not: pairing them by name too made both bench sets' predictions worse
+# (RMSPE 5.4% -> 5.9% and 4.9% -> 5.2%, ONNX Runtime on an AMD EPYC), for a reason not found yet
+BY_NAME = ("transpose",)
+# classes whose kernels, where their counts and the nodes' differ, are paired by shape too (where kernels and nodes of
+# a shape are as many) once those the exporter's names pair are taken out: the pieces of attention's q, k, v
+# transposes carry names the runtime made up; on OpenVINO a layer norm or two of a network may run otherwise than
+# as the node group :func:`layer_norm_nodes` finds
+BY_SHAPE = ("transpose", "layer_norm")
+# An attention kernel runs as several nodes: the scores' MatMul, what is added to or multiplied into the scores
+# (a mask, a position bias, the scale), the Softmax, and the MatMul by the values (:func:`attention_nodes`).
+MATMULS = ("MatMul", "FusedMatMul")
+SCORE_OPS = ("Add", "Mul", "Div", "Sub", "Where", "Eltwise", "Subgraph")
 _OUT, _HO, _WO, _CO = (FEATURES.index(f) for f in ("out_elems", "h_out", "w_out", "c_out"))
 
 
@@ -126,10 +146,19 @@ def profile_nodes(path: Path, *, threads: int = 1, runs: int = 20, warmup: int =
                      _shape(first[name]), max(statistics.median(times[name]) - overhead, 1e-8)) for name in order]
 
 
-def profile_nodes_openvino(path: Path, *, threads: int = 1, runs: int = 20, warmup: int = 3) -> list[NodeTime]:
+def profile_nodes_openvino(path: Path, *, threads: int = 1, runs: int = 40, warmup: int = 10,
+                           seconds: float = 0.5) -> list[NodeTime]:
     """The nodes OpenVINO's CPU plugin executes for the file at ``path`` (its per-layer counters, ``PERF_COUNT``),
-    in its order, each with its median seconds over ``runs`` runs and its first output's shape from the runtime
-    model; nodes it optimized out or did not run are left out."""
+    in its order, each with its seconds per run and its first output's shape from the runtime model; nodes it
+    optimized out or did not run are left out.
+
+    A counter is not the last run's time: it is the average over every run since the model was compiled, in whole
+    microseconds, each run's time truncated to whole microseconds before it is added up. Read after ``warmup`` runs
+    and again after at least ``runs`` more (and at least ``seconds`` of them, at most 1,000), the difference of the
+    two totals is the steady runs' time alone, without the first runs' allocations (a conv's first run took 3x its
+    steady time on an AMD EPYC); :func:`counter_seconds` undoes the two truncations on average."""
+    import time
+
     import numpy as np
 
     from chipfit.deploy.openvino import _openvino
@@ -144,20 +173,30 @@ def profile_nodes_openvino(path: Path, *, threads: int = 1, runs: int = 20, warm
     for op in compiled.get_runtime_model().get_ordered_ops():
         if op.get_output_size() and op.output(0).get_partial_shape().is_static:
             shapes[op.get_friendly_name()] = tuple(int(d) for d in op.output(0).get_partial_shape().to_shape())
-    times: dict[str, list[float]] = {}
-    order: list[tuple[str, str]] = []
-    for r in range(warmup + runs):
+
+    def averages() -> dict[str, tuple[str, float]]:
+        return {i.node_name: (i.node_type, i.real_time.total_seconds() * 1e6) for i in req.get_profiling_info()
+                if str(i.status).rsplit(".", 1)[-1] == "EXECUTED"}  # not NOT_RUN, OPTIMIZED_OUT
+
+    for _ in range(max(warmup, 1)):
         req.infer(feed)
-        if r < warmup:
-            continue
-        for info in req.get_profiling_info():
-            if str(info.status).rsplit(".", 1)[-1] != "EXECUTED":  # NOT_RUN, OPTIMIZED_OUT
-                continue
-            if info.node_name not in times:
-                times[info.node_name] = []
-                order.append((info.node_name, info.node_type))
-            times[info.node_name].append(info.real_time.total_seconds())
-    return [NodeTime(name, op, shapes.get(name, ()), max(statistics.median(times[name]), 1e-8)) for name, op in order]
+    first, n1 = averages(), max(warmup, 1)
+    t0, n = time.perf_counter(), 0
+    while n < max(runs, 1) or (time.perf_counter() - t0 < seconds and n < 1000):
+        req.infer(feed)
+        n += 1
+    last = averages()
+    return [NodeTime(name, op, shapes.get(name, ()), counter_seconds(first.get(name, (op, 0.0))[1], n1, avg, n1 + n))
+            for name, (op, avg) in last.items()]
+
+
+def counter_seconds(avg1_us: float, runs1: int, avg2_us: float, runs2: int) -> float:
+    """Seconds per run between two readings of an OpenVINO counter, ``avg1_us`` after ``runs1`` runs and ``avg2_us``
+    after ``runs2``: (total2 - total1) / (runs2 - runs1), plus a microsecond for the truncations (each run's time
+    to whole microseconds, half a microsecond on average; the average to whole microseconds, half of one again), at
+    least 10 ns."""
+    per_run = (avg2_us * runs2 - avg1_us * runs1) / max(runs2 - runs1, 1) + 1.0
+    return max(per_run * 1e-6, 1e-8)
 
 
 def _fits(kernel: Kernel, node: NodeTime) -> bool:
@@ -175,6 +214,86 @@ def _fits(kernel: Kernel, node: NodeTime) -> bool:
     return n == int(f[_OUT])
 
 
+def attention_nodes(nodes: list[NodeTime]) -> list[tuple[list[int], NodeTime]]:
+    """The node groups that run one attention each: per ``Softmax`` node, the nearest MatMul before it with the
+    scores' shape, the element-wise nodes of that shape between them, and the nearest MatMul after it whose output
+    has the scores' rows (``..., L, d`` for ``..., L, L`` scores). Returns per group the node indices and one node
+    standing for the group (its output shape, its seconds summed)."""
+    out: list[tuple[list[int], NodeTime]] = []
+    taken: set[int] = set()
+    for s, node in enumerate(nodes):
+        if node.op != "Softmax" or len(node.shape) < 2:
+            continue
+        scores = node.shape
+        group = [s]
+        first = next((j for j in range(s - 1, -1, -1)
+                      if j not in taken and nodes[j].op in MATMULS and nodes[j].shape == scores), None)
+        last = next((j for j in range(s + 1, len(nodes))
+                     if j not in taken and nodes[j].op in MATMULS and nodes[j].shape[:-1] == scores[:-1]), None)
+        if first is None or last is None:
+            continue
+        group += [first, last] + [j for j in range(first + 1, s) if nodes[j].op in SCORE_OPS
+                                  and nodes[j].shape == scores and j not in taken]
+        taken.update(group)
+        out.append((sorted(group), NodeTime(nodes[last].name, "Attention", nodes[last].shape,
+                                            sum(nodes[j].seconds for j in group))))
+    return out
+
+
+def _dims(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)  # a runtime may keep or drop unit axes (a piece of a split)
+
+
+def _pairs_by_name(ks: list[Kernel], kis: list[int], cand: list[NodeTime]) -> list[tuple[int, float]]:
+    """The kernels whose op still runs under the exporter's name (``node_permute_3``, :attr:`Kernel.op`) with the
+    same output shape (unit axes aside), paired with that node. The shape guards against numbers that drifted: ops
+    chipfit's capture folds away (Swin's position bias, computed from weights alone) still take a number in the
+    exporter's graph, so later ops of that name are numbered one higher there."""
+    by_name = {n.name: n for n in cand}
+    out = []
+    for i in kis:
+        node = by_name.get("node_" + ks[i].op) if ks[i].op else None
+        if node is not None and _dims(node.shape) == _dims(ks[i].shape):
+            out.append((i, node.seconds))
+    return out
+
+
+def _pairs_by_shape(ks: list[Kernel], kis: list[int], cand: list[NodeTime]) -> list[tuple[int, float]]:
+    """Where a class's kernels and nodes differ in number (the runtime dropped or added some), the pairs that are
+    still sure: per output shape, the kernels and nodes of that shape, in order, where they are as many."""
+    by_k: dict[tuple[int, ...], list[int]] = {}
+    by_n: dict[tuple[int, ...], list[NodeTime]] = {}
+    for i in kis:
+        if ks[i].shape:
+            by_k.setdefault(_dims(ks[i].shape), []).append(i)
+    for node in cand:
+        by_n.setdefault(_dims(node.shape), []).append(node)
+    return [(i, node.seconds) for shape, group in by_k.items() if len(by_n.get(shape, ())) == len(group)
+            for i, node in zip(group, by_n[shape], strict=True)]
+
+
+def layer_norm_nodes(nodes: list[NodeTime]) -> list[tuple[list[int], NodeTime]]:
+    """OpenVINO's layer norms: it runs one as a ``ReduceMean`` (the mean, last axis cut to 1), the ``Subgraph`` of
+    ``x - mean`` and an ``MVN``/``RMS`` node (with the scale and shift fused), layout ``Reorder``s of the same shape
+    between them. Per MVN/RMS node, the nearest such ReduceMean before it, and the nodes of its shape between."""
+    out: list[tuple[list[int], NodeTime]] = []
+    taken: set[int] = set()
+    for s, node in enumerate(nodes):
+        if node.op not in ("MVN", "RMS") or not node.shape:
+            continue
+        mean_shape = node.shape[:-1] + (1,)
+        first = next((j for j in range(s - 1, -1, -1) if j not in taken and nodes[j].op == "ReduceMean"
+                      and nodes[j].shape == mean_shape), None)
+        if first is None:
+            continue
+        group = [first, s] + [j for j in range(first + 1, s) if j not in taken and nodes[j].shape == node.shape
+                              and nodes[j].op in ("Subgraph", "Reorder", "Eltwise")]
+        taken.update(group)
+        out.append((sorted(group), NodeTime(node.name, "LayerNorm", node.shape,
+                                            sum(nodes[j].seconds for j in group))))
+    return out
+
+
 def label_kernels(ks: list[Kernel], nodes: list[NodeTime], runtime: str = "ort"
                   ) -> tuple[list[tuple[int, float]], dict[str, str]]:
     """In-network seconds of the kernels ``ks`` (one network's, :func:`~chipfit.deploy.kernels.kernels`) read off
@@ -185,13 +304,30 @@ def label_kernels(ks: list[Kernel], nodes: list[NodeTime], runtime: str = "ort"
     """
     labels: list[tuple[int, float]] = []
     skipped: dict[str, str] = {}
-    for cls, (types, ops) in (LABELLED_OPENVINO if runtime == "openvino" else LABELLED).items():
+    # kernels that run as several nodes: those nodes, one stand-in node per kernel, and out of the other classes
+    groups = {"attention": attention_nodes(nodes)}
+    if runtime == "openvino":
+        groups["layer_norm"] = layer_norm_nodes(nodes)
+    inside = {j for found in groups.values() for idx, _ in found for j in idx}
+    rest = [n for j, n in enumerate(nodes) if j not in inside]
+    classes = {"attention": (("attention",), ("Attention",))}
+    classes.update(LABELLED_OPENVINO if runtime == "openvino" else LABELLED)
+    if runtime == "openvino":
+        classes["layer_norm"] = (("layer_norm",), ("LayerNorm",))
+    for cls, (types, ops) in classes.items():
         kis = [i for i, k in enumerate(ks) if k.type in types]
-        cand = [n for n in nodes if n.op in ops]
+        cand = [n for _, n in groups[cls]] if cls in groups else [n for n in rest if n.op in ops]
         if not kis and not cand:
             continue
         if len(kis) != len(cand) and not (cls in SURPLUS and len(cand) > len(kis)):
-            skipped[cls] = f"{len(kis)} kernels, {len(cand)} nodes"
+            pairs = _pairs_by_name(ks, kis, cand) if cls in BY_NAME else []
+            if cls in BY_SHAPE:
+                named = {i for i, _ in pairs}
+                left = {n.name for n in cand} - {"node_" + ks[i].op for i in named}
+                pairs += _pairs_by_shape(ks, [i for i in kis if i not in named], [n for n in cand if n.name in left])
+            labels.extend(pairs)
+            skipped[cls] = f"{len(kis)} kernels, {len(cand)} nodes" + \
+                (f" ({len(pairs)} paired by name or shape)" if pairs else "")
             continue
         used = [False] * len(cand)
         pairs = []
