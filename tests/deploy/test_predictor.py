@@ -232,3 +232,11 @@ def test_training_networks_take_every_family_in_turn():
     assert sorted(cfg.name.split("_r")[0] for cfg, _ in nets) == sorted(FAMILIES)  # names: family_rNNNNNN_size
     again = training_networks(len(FAMILIES), 5)
     assert [c.name for c, _ in nets] == [c.name for c, _ in again]  # a seed gives the same set
+
+
+def test_the_offset_is_the_least_call_overhead_the_networks_logged():
+    """A call's fixed cost is a floor: one measured in a slow spell (2x) must not become the offset."""
+    from chipfit.deploy.build import _call_seconds
+
+    assert _call_seconds([{"call_s": 1.37e-4}, {"call_s": 6.7e-5}, {"call_s": 7.1e-5}, {}]) == 6.7e-5
+    assert _call_seconds([{}, {"call_s": None}]) is None

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import tempfile
 import time
 from collections import Counter
@@ -324,9 +323,10 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
 
 
 def _call_seconds(rows: list[dict[str, Any]]) -> float | None:
-    """The median call overhead the network log holds (None for a log written before it was kept)."""
+    """The least call overhead the network log holds (None for a log written before it was kept): a call's fixed
+    cost is a floor, and one measured in a slow spell of the machine was 2x (OpenVINO: 137 us against 67 us)."""
     got = [r["call_s"] for r in rows if r.get("call_s")]
-    return statistics.median(got) if got else None
+    return min(got) if got else None
 
 
 def fit_survival(contexts: list[dict[str, int]], executed: list[dict[str, int]], prior: float = 0.05
@@ -444,7 +444,6 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
         # profiled node by node (in-network labels of their kernels)
         used: list[tuple[Any, Any, dict[str, Any]]] = []
         canary = None
-        call_s = None  # the runtime's call overhead, measured once with the first network: the correction's offset
         for i, (cfg, prof) in enumerate(nets):
             if not refit and time.perf_counter() - t0 > 0.7 * budget and len(used) >= 8:
                 break
@@ -462,8 +461,8 @@ def build_predictor(out: str | Path, *, runtime: str = "ort", minutes: float = 1
                     profile_nodes_openvino(path, threads=threads)
                 measured = measure(path, runtime=runtime, threads=threads, processes=3, repeats=20).median_s
                 ran = Counter(executed_ops(path, runtime, threads=threads, compute_only=False))
-                if call_s is None:
-                    call_s = call_overhead(tmp, runtime, threads)
+                # the runtime's call overhead, measured with every network: the correction's offset is their least
+                call_s = call_overhead(tmp, runtime, threads)
                 row = net_log.add(key, measured, dict(ran), nodes, canary=ratio, call_s=call_s)
             used.append((cfg, prof, row))
             say(f"whole networks measured: {len(used)}", 0.05 + 0.35 * (i + 1) / len(nets))
