@@ -235,7 +235,7 @@ def test_training_networks_take_every_family_in_turn():
 
 
 def test_the_offset_is_the_least_call_overhead_the_networks_logged():
-    """A call's fixed cost is a floor: one measured in a slow spell (2x) must not become the offset."""
+    """A call's fixed cost is a floor: one measured in a slow spell must not become the offset."""
     from chipfit.deploy.build import _call_seconds
 
     assert _call_seconds([{"call_s": 1.37e-4}, {"call_s": 6.7e-5}, {"call_s": 7.1e-5}, {}]) == 6.7e-5
