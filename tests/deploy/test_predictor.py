@@ -117,6 +117,27 @@ def test_correction_recovers_the_cost_of_fetching_weights():
     assert c["scales"]["conv"] == pytest.approx(1, rel=1e-2)
 
 
+def test_two_networks_cannot_fit_a_negative_per_kernel_cost():
+    """Two networks whose measurement is below their kernels' sum: a negative per-kernel term would fit them exactly
+    and predict a network of many small kernels below zero; with so few networks the term stays at 0 or above."""
+    args = ([{"conv": 1e-4}, {"conv": 4e-4}], [100, 150], [0, 0], [0.5e-4, 3e-4])
+    few = fit_correction(*args, prior=0.3, offset=5e-6)
+    assert few["per_kernel_s"] >= 0 and few["networks"] == 2
+    many = fit_correction([{"conv": 1e-4 * (1 + i)} for i in range(12)], [100 + 10 * i for i in range(12)], [0] * 12,
+                          [1e-4 * (1 + i) - 1e-6 * (100 + 10 * i) for i in range(12)], prior=0.0, offset=0.0)
+    assert many["per_kernel_s"] == pytest.approx(-1e-6, rel=1e-3)  # twelve networks pin it
+
+
+def test_a_correction_that_extrapolates_below_the_call_overhead_falls_back_to_the_kernels_sum(tmp_path):
+    folder = _predictor(tmp_path, types=("conv", "gemm", "reorder.out"))
+    m = json.loads((folder / "predictor.json").read_text())
+    m["correction"] = {"scales": {}, "per_kernel_s": -1.0, "offset_s": 5e-6}  # -1 s a kernel: below anything
+    (folder / "predictor.json").write_text(json.dumps(m))
+    res = Predictor.load(folder).predict(count(_net(), (1, 3, 8, 8)))
+    assert res.latency_s == pytest.approx(res.kernel_s + 5e-6) and res.kernel_s > 0
+    assert any("correction gives" in n and "kernels' sum" in n for n in res.notes)
+
+
 def test_a_measured_offset_is_kept_and_the_rest_fitted_around_it():
     """Networks of 1.2x their kernels plus a 20 us call: with the call given, the scale comes back and the offset is
     the one given; a wrong one given is kept too (it is a measurement) and the fit error shows it."""

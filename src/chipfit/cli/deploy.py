@@ -178,6 +178,9 @@ def predict(
         if res.unknown:
             note(f"warning: {len(res.unknown)} kernel(s) of types this predictor never measured are NOT in the "
                  f"figure (a lower bound): {', '.join(res.unknown[:6])}" + (" ..." if len(res.unknown) > 6 else ""))
+        for n in res.notes:
+            if "no regressor covers" not in n:  # that one is the warning above
+                note(f"note: {n}")
         if json_out:
             est = res.estimate(target, prof.model_name, prof.precision.name)
             write_json(json_out, _json.dumps(est.to_dict(), indent=2))

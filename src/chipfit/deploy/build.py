@@ -232,6 +232,9 @@ class NetworkLog:
         return row
 
 
+MIN_NETWORKS_FOR_NEGATIVE = 12
+
+
 def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_views: list[int], measured: list[float],
                    prior: float | dict[str, float] = 0.3, weight_bytes: list[float] | None = None,
                    act_bytes: list[float] | None = None, spill_bytes: list[float] | None = None,
@@ -246,8 +249,8 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
     layer's weights come from memory once per inference, and its inputs from the kernel before, from cache only when
     they fit (``spill_bytes``: per kernel, what it moves beyond the L2 cache, summed). Labels taken inside networks
     hold those trips already, so :func:`build_predictor`, whose labels mostly are, fits no weight term.
-    ``per_kernel`` may be slightly negative (down to -3 us): what is left of the profiler's own cost on small
-    kernels.
+    ``per_kernel`` may be slightly negative (down to -3 us), with at least ``MIN_NETWORKS_FOR_NEGATIVE`` networks:
+    what is left of the profiler's own cost on small kernels.
 
     Args:
         group_s: per network, the predicted kernel seconds summed per group
@@ -287,7 +290,9 @@ def fit_correction(group_s: list[dict[str, float]], n_kernels: list[int], n_view
     reg = np.zeros((k, a.shape[1]))
     pri = np.array([prior.get(g, 0.3) if isinstance(prior, dict) else prior for g in groups], dtype=float)
     reg[:, :k] = np.diag(np.sqrt(pri))
-    lo = np.array([0.0] * k + [-3e-6, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # a negative per-kernel term only where enough networks pin it: on two networks it took up everything and
+    # predicted a third one at -0.1 ms
+    lo = np.array([0.0] * k + [-3e-6 if len(y) >= MIN_NETWORKS_FOR_NEGATIVE else 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     # a term whose bytes are not given stays at 0 (an upper bound of 0 itself is refused)
     hi = np.array([3.0] * k + [1e-5, 1e-5] + [np.inf if b is not None else 1e-30
                                               for b in (weight_bytes, act_bytes, spill_bytes)] + [np.inf])

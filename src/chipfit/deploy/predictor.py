@@ -338,7 +338,13 @@ class Predictor:
             notes = [] if not unknown else [f"{len(unknown)} kernels of types no regressor covers"]
             if any(not k.measured_rule for k in ks):
                 notes.append("some chains' fusion was inferred (never measured on this runtime)")
-            out.append(Prediction(float(max(totals[j], 0.0)), float(s[ok].sum()),
+            total = float(totals[j])
+            if total <= self.offset_s:  # the correction extrapolates past its networks: never a zero or less
+                notes.append(f"the whole-network correction gives {total * 1e3:.3f} ms here, no more than the call "
+                             "overhead (a network unlike those it was fitted on); shown instead: the kernels' sum plus "
+                             "the call overhead")
+                total = float(s[ok].sum()) + self.offset_s
+            out.append(Prediction(total, float(s[ok].sum()),
                                   [(k.name, k.type, float(v)) for k, v in zip(ks, s.tolist(), strict=True)], unknown,
                                   notes, {g: float(v) for g, v in zip(groups, per_group[j], strict=True) if v},
                                   float(sums[j, 1]), float(sums[j, 2]), float(sums[j, 3])))
