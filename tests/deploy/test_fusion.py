@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from chipfit.deploy.fusion import LAYOUT_OPS, detect, executed_ops
+from chipfit.deploy.fusion import LAYOUT_OPS, detect, executed_ops, nchwc_block
 from chipfit.deploy.kernels import FusionRules
 
 
@@ -106,3 +108,12 @@ def test_rules_infer_unmeasured_chains_from_known_followers():
     assert rules.absorbed("conv|gelu") == (0, True)
     assert rules.absorbed("conv|batch_norm.w|relu|add.a") == (2, False)
     assert FusionRules.from_dict(rules.to_dict()) == rules
+
+
+def test_the_blocked_layouts_block_is_read_from_the_runtime():
+    """ONNX Runtime's block follows the CPU's vector width: 16 channels with AVX-512, 8 with AVX2 (x86)."""
+    flags = Path("/proc/cpuinfo").read_text().split()
+    want = 16 if "avx512f" in flags else 8 if "avx2" in flags else None
+    if want is None:
+        pytest.skip("neither AVX2 nor AVX-512: which blocked layout ONNX Runtime takes here is not known to the test")
+    assert nchwc_block() == want

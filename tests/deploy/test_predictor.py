@@ -225,6 +225,16 @@ def test_a_folder_without_a_predictor_is_a_clear_error(tmp_path):
         Predictor.load(tmp_path)
 
 
+def test_a_predictor_of_an_older_format_is_refused_with_the_command_to_rebuild(tmp_path):
+    folder = _predictor(tmp_path)
+    m = json.loads((folder / "predictor.json").read_text())
+    m["format"] -= 1
+    (folder / "predictor.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=f"of format {m['format']}, this chipfit reads format {m['format'] + 1}.*"
+                                         "chipfit predictor build"):
+        Predictor.load(folder)
+
+
 def test_kernels_follow_the_predictor_rules(tmp_path):
     pred = Predictor.load(_predictor(tmp_path, types=("conv", "gemm")))
     ks = kernels(count(_net(), (1, 3, 8, 8)), pred.rules)

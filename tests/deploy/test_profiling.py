@@ -9,7 +9,7 @@ from torch import nn
 
 from chipfit.cost import count
 from chipfit.deploy.build import MIN_IN_NETWORK, NetworkLog, fit_all
-from chipfit.deploy.fusion import executed_ops, export_sample
+from chipfit.deploy.fusion import executed_ops, export_sample, nchwc_block
 from chipfit.deploy.kernels import FEATURES, FusionRules, Kernel, kernels
 from chipfit.deploy.profiling import NodeTime, label_kernels, profile_nodes
 
@@ -50,7 +50,7 @@ def test_nodes_come_in_the_runtimes_order_with_their_shapes(convnet):
 
 def test_the_networks_convs_and_mean_get_their_in_network_times(convnet):
     net, path = convnet
-    ks = kernels(count(net, (1, 8, 16, 16)), FusionRules("ort"), specs=False)
+    ks = kernels(count(net, (1, 8, 16, 16)), FusionRules("ort", nchwc_block=nchwc_block()), specs=False)
     nodes = profile_nodes(path, runs=5)
     labels, skipped = label_kernels(ks, nodes)
     got = {ks[i].type for i, _ in labels}
@@ -181,7 +181,7 @@ def test_the_deployed_file_pairs_as_the_sample_file_does(tmp_path):
 
     net = ConvNet().eval()
     path = export_float(net, tmp_path / "net.onnx", (1, 8, 16, 16))
-    ks = kernels(count(net, (1, 8, 16, 16)), FusionRules("ort"), specs=False)
+    ks = kernels(count(net, (1, 8, 16, 16)), FusionRules("ort", nchwc_block=nchwc_block()), specs=False)
     labels, skipped = label_kernels(ks, profile_nodes(path, runs=3))
     assert {ks[i].type for i, _ in labels} >= {"conv", "dwconv", "reduce.mean"} and not skipped
 

@@ -10,6 +10,7 @@ layers it absorbed. :func:`executed_ops` returns the compute nodes either runtim
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
@@ -110,4 +111,20 @@ def detect(specs: Iterable[dict[str, Any]], runtime: str = "ort", *, threads: in
             absorbed = max(0, min(followers, followers - (len(ops) - 1)))
             chains[key] = absorbed
             rows.append({"chain": key, "executed": ops, "absorbed": absorbed, "followers": followers})
-    return FusionRules(runtime, chains), rows
+    return FusionRules(runtime, chains, nchwc_block=nchwc_block(threads) if runtime == "ort" else 0), rows
+
+
+@functools.cache
+def nchwc_block(threads: int = 1) -> int:
+    """Channels per block of ONNX Runtime's blocked conv layout on this CPU, read from the graph it executes: a 3x3
+    conv of 8 channels, then one of 16, straight from the model's input; the first that ONNX Runtime reorders into
+    its blocked layout gives the block (8 with AVX2, 16 with AVX-512 on x86), 0 when neither is (no blocked layout,
+    as on ARM)."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in (8, 16):
+            path = export_sample(torch.nn.Conv2d(c, c, 3, padding=1), [[1, c, 8, 8]], Path(tmp) / f"b{c}.onnx")
+            if "ReorderInput" in executed_ops(path, "ort", threads=threads, compute_only=False):
+                return c
+    return 0

@@ -30,7 +30,6 @@ CONTEXT_TYPES = ("transpose", "eltwise.add", "eltwise.mul", "reorder.in", "reord
 # a tensor into it before a conv whose producer cannot run blocked, and back after one whose consumer cannot. Ops
 # that run blocked too: a reorder is never needed between them and a conv.
 NCHWC_KINDS = ("conv", "add", "relu", "hardtanh", "max_pool", "avg_pool", "batch_norm")
-NCHWC_BLOCK = 8
 TRANSPOSES = ("aten.permute.default", "aten.transpose.int", "aten.t.default", "Transpose")
 SPLITS = ("aten.split.Tensor", "aten.split_with_sizes.default", "aten.unbind.int", "aten.chunk.default", "Split")
 
@@ -44,11 +43,15 @@ class FusionRules:
         chains: chain descriptor (see :func:`chain_key`, e.g. ``conv|batch_norm|relu``) -> how many of its followers
             the head absorbs, as measured on the runtime (:mod:`chipfit.deploy.fusion`).
         default_absorb: follower kinds absorbed when a chain was never measured: a prefix of the chain made of these.
+        nchwc_block: channels per block of ONNX Runtime's blocked conv layout on this CPU, read from the runtime
+            (:func:`chipfit.deploy.fusion.nchwc_block`: 8 with AVX2, 16 with AVX-512, 0 where it has none); a conv
+            whose channels are no multiple of it runs unblocked, without reorders.
     """
 
     runtime: str
     chains: dict[str, int] = field(default_factory=dict)
     default_absorb: tuple[str, ...] = ("batch_norm", "relu", "hardtanh", "sigmoid")
+    nchwc_block: int = 8
 
     def absorbed(self, key: str) -> tuple[int, bool]:
         """(followers absorbed, whether the chain was measured) for the chain descriptor ``key``."""
@@ -62,12 +65,13 @@ class FusionRules:
         return n, False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runtime": self.runtime, "chains": dict(self.chains), "default_absorb": list(self.default_absorb)}
+        return {"runtime": self.runtime, "chains": dict(self.chains), "default_absorb": list(self.default_absorb),
+                "nchwc_block": self.nchwc_block}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FusionRules:
         return cls(d["runtime"], {str(k): int(v) for k, v in d.get("chains", {}).items()},
-                   tuple(d.get("default_absorb", cls.default_absorb)))
+                   tuple(d.get("default_absorb", cls.default_absorb)), int(d.get("nchwc_block", 8)))
 
 
 @dataclass(frozen=True)
@@ -310,7 +314,7 @@ def kernels(profile: Profile, rules: FusionRules, *, specs: bool = True) -> list
                               _features(g, profile, record), measured, _spec(g, key) if specs else {},
                               context(t, g[0], g[-1], tag), _out_shape(g[-1]), names[g[0].idx]))
             if t in ("conv", "dwconv") and rules.runtime == "ort":
-                for r_type, shape, ctx in _reorders(g[0], g[-1], graph, readers):
+                for r_type, shape, ctx in _reorders(g[0], g[-1], graph, readers, rules.nchwc_block):
                     out.append(Kernel(r_type, r_type, f"{g[0].module or '<root>'}:{r_type}",
                                       tensor_features(shape), True, {"chain": r_type, "input": list(shape)}, ctx,
                                       tuple(shape)))
@@ -401,14 +405,15 @@ def tensor_features(shape: tuple[int, ...] | list[int], bits: int = 32) -> tuple
     return tuple(float(vals[f]) for f in FEATURES)
 
 
-def _reorders(head: OpNode, last: OpNode, graph, readers) -> list[tuple[str, tuple[int, ...], str]]:
-    """(type, tensor shape, context) of the layout reorders ONNX Runtime puts around a conv kernel on x86."""
+def _reorders(head: OpNode, last: OpNode, graph, readers, block: int) -> list[tuple[str, tuple[int, ...], str]]:
+    """(type, tensor shape, context) of the layout reorders ONNX Runtime puts around a conv kernel on x86, whose
+    blocked layout takes ``block`` channels a block (0: none)."""
     x, out = _act_shape(head), (last.outputs[0].shape if last.outputs else ())
-    if len(x) != 4 or len(out) != 4 or out[1] % NCHWC_BLOCK:
+    if block <= 0 or len(x) != 4 or len(out) != 4 or out[1] % block:
         return []  # convolutions the blocked layout does not take run as they are
     found = []
     prod, cons = _producer(graph, head.idx), _consumer(graph, readers, last.idx)
-    if x[1] % NCHWC_BLOCK == 0 and prod not in NCHWC_KINDS:
+    if x[1] % block == 0 and prod not in NCHWC_KINDS:
         found.append(("reorder.in", x, f"reorder.in<{prod}>conv"))
     if cons not in NCHWC_KINDS:
         found.append(("reorder.out", out, f"reorder.out<conv>{cons}"))
