@@ -105,6 +105,28 @@ def test_attention_groups_are_one_per_softmax():
     assert attention_nodes([NodeTime("sm", "Softmax", (4, 16, 16), 3e-6)]) == []  # a softmax alone is no attention
 
 
+def test_openvinos_one_node_attentions_are_labelled():
+    """On AVX-512 OpenVINO runs an attention (scores, softmax, by the values, the transpose after) as one Subgraph
+    of the ``batch, L, heads, d`` output; an element-wise Subgraph of another shape is not taken for one."""
+    att = Kernel("attention", "attention", "blk:attention",
+                 tuple(float(dict(out_elems=9 * 8 * 64 * 4).get(f, 0.0)) for f in FEATURES), shape=(9, 8, 64, 4))
+    nodes = [NodeTime("add", "Subgraph", (1, 24, 24, 32), 9e-6), NodeTime("node_transpose_1", "Subgraph",
+                                                                          (9, 64, 8, 4), 2.5e-4)]
+    labels, skipped = label_kernels([att], nodes, "openvino")
+    assert labels == [(0, 2.5e-4)] and "attention" not in skipped
+    assert label_kernels([att], nodes[:1], "openvino")[0] == []  # no node of its shape: no label
+
+
+def test_openvinos_channel_shuffles_label_their_transposes():
+    """A channel shuffle's 5-axis transpose runs as one ShuffleChannels node on OpenVINO; the other transposes keep
+    their own pairing."""
+    ks = _transposes([((1, 58, 2, 14, 14), "permute"), ((1, 14, 14, 8), "permute_1")])
+    nodes = [NodeTime("shuffle", "ShuffleChannels", (1, 116, 14, 14), 7e-6),
+             NodeTime("node_permute_1", "Transpose", (1, 14, 14, 8), 2e-6)]
+    labels, skipped = label_kernels(ks, nodes, "openvino")
+    assert sorted(labels) == [(0, 7e-6), (1, 2e-6)] and not skipped
+
+
 def _transposes(shapes_ops):
     return [Kernel("transpose", "transpose", f"t{i}", tuple(float(dict(out_elems=_n(s)).get(f, 0.0)) for f in FEATURES),
                    shape=s, op=op) for i, (s, op) in enumerate(shapes_ops)]

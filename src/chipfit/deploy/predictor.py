@@ -61,7 +61,8 @@ def environment(runtime: str, threads: int) -> dict[str, Any]:
 # Kernel types a runtime's graph optimizer removes or merges (ONNX Runtime cancels transposes around layer norms and
 # folds multiplies and adds into convolutions), and the executed op types they show up as: the build counts these
 # in each training network's executed graph and fits, per kernel context, the share that survives.
-SURVIVAL_OPS = {"transpose": ("Transpose",), "eltwise.add": ("Add", "Sum"), "eltwise.mul": ("Mul",),
+# OpenVINO runs a channel shuffle's transpose as a ShuffleChannels node (chipfit.deploy.profiling.shuffle_pairs).
+SURVIVAL_OPS = {"transpose": ("Transpose", "ShuffleChannels"), "eltwise.add": ("Add", "Sum"), "eltwise.mul": ("Mul",),
                 "reorder.in": ("ReorderInput",), "reorder.out": ("ReorderOutput",)}
 
 GROUPS = {"conv": "conv", "dwconv": "dwconv", "gemm": "matmul", "matmul": "matmul", "attention": "matmul",

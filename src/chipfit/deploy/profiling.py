@@ -242,6 +242,49 @@ def attention_nodes(nodes: list[NodeTime]) -> list[tuple[list[int], NodeTime]]:
     return out
 
 
+def mha_nodes(nodes: list[NodeTime], ks: list[Kernel]) -> list[tuple[list[int], NodeTime]]:
+    """OpenVINO's attentions that run as one node: on CPUs with AVX-512 it compiles scores, softmax, the product by
+    the values and the transpose after them into one ``Subgraph`` (a "snippet"), whose output is the attention's
+    ``batch, heads, L, d`` transposed to ``batch, L, heads, d``. Per attention kernel of ``ks``, in order, the first
+    unused such node."""
+    out: list[tuple[list[int], NodeTime]] = []
+    used: set[int] = set()
+    for k in ks:
+        if k.type != "attention" or len(k.shape) != 4:
+            continue
+        b, h, length, d = k.shape
+        j = next((j for j, n in enumerate(nodes) if j not in used and n.op == "Subgraph"
+                  and _dims(n.shape) == _dims((b, length, h, d))), None)
+        if j is None:
+            continue
+        used.add(j)
+        out.append(([j], NodeTime(nodes[j].name, "Attention", nodes[j].shape, nodes[j].seconds)))
+    return out
+
+
+def shuffle_pairs(ks: list[Kernel], nodes: list[NodeTime]) -> tuple[list[tuple[int, float]], set[int]]:
+    """OpenVINO runs a channel shuffle (view to ``n, g, c/g, h, w``, swap the two group axes, view back) as one
+    ``ShuffleChannels`` node of the ``n, c, h, w`` tensor. Per such node, in order, the first unused transpose kernel
+    of five axes and as many elements. Returns (kernel index, seconds) pairs and the node indices taken."""
+    pairs: list[tuple[int, float]] = []
+    taken: set[int] = set()
+    used: set[int] = set()
+    for j, n in enumerate(nodes):
+        if n.op != "ShuffleChannels":
+            continue
+        size = 1
+        for d in n.shape:
+            size *= d
+        i = next((i for i, k in enumerate(ks) if i not in used and k.type == "transpose" and len(k.shape) == 5
+                  and int(k.features[_OUT]) == size), None)
+        if i is None:
+            continue
+        used.add(i)
+        taken.add(j)
+        pairs.append((i, n.seconds))
+    return pairs, taken
+
+
 def _dims(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(d for d in shape if d != 1)  # a runtime may keep or drop unit axes (a piece of a split)
 
@@ -308,16 +351,23 @@ def label_kernels(ks: list[Kernel], nodes: list[NodeTime], runtime: str = "ort"
     skipped: dict[str, str] = {}
     # kernels that run as several nodes: those nodes, one stand-in node per kernel, and out of the other classes
     groups = {"attention": attention_nodes(nodes)}
+    shuffled: set[int] = set()
     if runtime == "openvino":
         groups["layer_norm"] = layer_norm_nodes(nodes)
-    inside = {j for found in groups.values() for idx, _ in found for j in idx}
+        groups["attention"] += mha_nodes(nodes, ks)
+        pairs, shuffle_idx = shuffle_pairs(ks, nodes)
+        labels.extend(pairs)
+        shuffled = {i for i, _ in pairs}
+    else:
+        shuffle_idx = set()
+    inside = {j for found in groups.values() for idx, _ in found for j in idx} | shuffle_idx
     rest = [n for j, n in enumerate(nodes) if j not in inside]
     classes = {"attention": (("attention",), ("Attention",))}
     classes.update(LABELLED_OPENVINO if runtime == "openvino" else LABELLED)
     if runtime == "openvino":
         classes["layer_norm"] = (("layer_norm",), ("LayerNorm",))
     for cls, (types, ops) in classes.items():
-        kis = [i for i, k in enumerate(ks) if k.type in types]
+        kis = [i for i, k in enumerate(ks) if k.type in types and i not in shuffled]
         cand = [n for _, n in groups[cls]] if cls in groups else [n for n in rest if n.op in ops]
         if not kis and not cand:
             continue
