@@ -117,3 +117,14 @@ def test_kernel_op_names_are_the_ones_the_onnx_exporter_writes(tmp_path, name):
     ks = [k for k in kernels(count(model, shape), FusionRules("openvino")) if k.type == "transpose"]
     assert ks and len({k.op for k in ks}) == len(ks)
     assert all(file.get("node_" + k.op) == k.shape for k in ks)
+
+
+def test_each_kernel_carries_its_networks_traffic_and_one_measured_alone_its_own():
+    from chipfit.deploy.kernels import with_net_bytes
+
+    ks = kernels(count(_block(), (1, 3, 8, 8)), FusionRules("ort", {"conv|batch_norm.w|relu": 2, "conv|gelu": 0}))
+    br, bw, net = (FEATURES.index(f) for f in ("bytes_read", "bytes_written", "net_bytes"))
+    total = sum(k.features[br] + k.features[bw] for k in ks)
+    assert total > 0 and all(k.features[net] == total for k in ks)
+    alone = with_net_bytes(ks[0].features)
+    assert alone[net] == ks[0].features[br] + ks[0].features[bw] < total and alone[:net] == ks[0].features[:net]

@@ -271,3 +271,23 @@ def test_the_offset_is_the_least_call_overhead_the_networks_logged():
 
     assert _call_seconds([{"call_s": 1.37e-4}, {"call_s": 6.7e-5}, {"call_s": 7.1e-5}, {}]) == 6.7e-5
     assert _call_seconds([{}, {"call_s": None}]) is None
+
+
+def test_only_linear_layers_trees_see_the_networks_traffic():
+    from chipfit.deploy.predictor import design
+
+    x, _ = _synthetic(4, 0)
+    x[:, FEATURES.index("net_bytes")] = 1e8
+    net = FEATURES.index("net_bytes")
+    assert np.all(design(x, "gemm")[:, net] > 0) and np.all(design(x, "conv")[:, net] == 0)
+
+
+def test_samples_logged_before_the_network_traffic_feature_read_as_kernels_alone(tmp_path):
+    from chipfit.deploy.build import SampleLog
+
+    old = [1.0] * (len(FEATURES) - 1)
+    env = {"cpu": "x"}
+    (tmp_path / "s.jsonl").write_text(json.dumps({"type": "conv", "key": "k", "features": old, "s": 1e-5,
+                                                  "env": env}) + "\n")
+    row = SampleLog(tmp_path / "s.jsonl", env).rows[0]
+    assert len(row["features"]) == len(FEATURES) and row["features"][-1] == 2.0  # its own bytes read + written

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chipfit.deploy.kernels import FusionRules, Kernel, chains, kernels, view_count
+from chipfit.deploy.kernels import FEATURES, FusionRules, Kernel, chains, kernels, view_count, with_net_bytes
 from chipfit.deploy.ort import time_file
 from chipfit.deploy.predictor import Predictor, environment, fit_type
 from chipfit.deploy.profiling import (
@@ -73,6 +73,8 @@ class SampleLog:
                 except json.JSONDecodeError:
                     continue  # a line cut short by an interruption
                 if row.get("env") == env:
+                    if len(row.get("features", ())) == len(FEATURES) - 1:  # logged before net_bytes was a feature
+                        row["features"] = list(with_net_bytes(tuple(row["features"]) + (0.0,)))
                     self.rows.append(row)
         self.env = env
         self.done = {r["key"] for r in self.rows}
@@ -112,7 +114,7 @@ def _take(log: SampleLog, kernel_type: str, spec: dict[str, Any], features: tupl
     from chipfit.deploy.kernels import tensor_features
 
     seconds, reorders = measure_kernel(spec, tmp, runtime, threads, overhead)
-    log.add(kernel_type, spec, features, seconds)
+    log.add(kernel_type, spec, with_net_bytes(features), seconds)  # measured alone: the network is the kernel
     if kernel_type in ("conv", "dwconv"):
         for op, r_type, shape in (("ReorderInput", "reorder.in", spec["input"]),
                                   ("ReorderOutput", "reorder.out", spec["output"])):

@@ -26,8 +26,9 @@ from chipfit.hw.calibrate import caches, cpu_name
 from chipfit.hw.estimate import Estimate
 
 # 2: the trees predict seconds per unit of work (work_size); 3: attention's and split's work redefined; 4: OpenVINO
-# timed with its input tensors set once (chipfit.deploy.ort.openvino_call), 30 to 90 us a call less than before
-FORMAT = 4
+# timed with its input tensors set once (chipfit.deploy.ort.openvino_call), 30 to 90 us a call less than before;
+# 5: the feature net_bytes (chipfit.deploy.kernels.FEATURES)
+FORMAT = 5
 _WB, _BR, _BW = FEATURES.index("weight_bytes"), FEATURES.index("bytes_read"), FEATURES.index("bytes_written")
 _OUT, _IN, _MACS = FEATURES.index("out_elems"), FEATURES.index("in_elems"), FEATURES.index("macs")
 _WOUT = FEATURES.index("w_out")
@@ -98,7 +99,7 @@ class TypeModel:
         x = np.asarray(rows, dtype=np.float64)
         if self.booster is not None:
             # one thread: the model text keeps the training parameters (num_threads 1); passing it again costs 0.1 ms
-            return np.exp(self.booster.predict(design(x))) * work_size(x, self.type)
+            return np.exp(self.booster.predict(design(x, self.type))) * work_size(x, self.type)
         return math.exp(self.log_scale) * work_size(x, self.type)
 
 
@@ -121,12 +122,21 @@ def work_size(x, kernel_type: str = "") -> Any:
     return x[:, _OUT] + x[:, _MACS] / 8 + 1
 
 
-def design(x) -> Any:
+# Kernel types whose trees see ``net_bytes`` (the network's traffic in one inference): a linear layer reads its
+# weights once per inference, from the last-level cache or from memory as the rest of the network left it. Given to
+# every type, it made 224-pixel networks, larger than any trained on, 4-16% slower in prediction than before.
+NET_BYTES_TYPES = ("gemm", "matmul")
+
+
+def design(x, kernel_type: str = "") -> Any:
     """What the trees see of feature rows: every feature as log1p, and two ratios no axis-aligned split can draw from
-    those, MACs per byte moved (arithmetic intensity) and MACs per output element."""
+    those, MACs per byte moved (arithmetic intensity) and MACs per output element; ``net_bytes`` only for the types
+    of :data:`NET_BYTES_TYPES` (0 for the others)."""
     import numpy as np
 
     lx = np.log1p(x)
+    if kernel_type not in NET_BYTES_TYPES:
+        lx[:, FEATURES.index("net_bytes")] = 0.0
     macs = lx[:, FEATURES.index("macs")]
     moved = np.log1p(x[:, FEATURES.index("bytes_read")] + x[:, FEATURES.index("bytes_written")])
     return np.column_stack([lx, macs - moved, macs - lx[:, FEATURES.index("out_elems")]])
@@ -142,14 +152,15 @@ def fit_type(type_: str, rows, seconds, *, seed: int = 0, cv: bool = True) -> Ty
     r = y - np.log(work_size(x, type_))  # seconds per unit of work: what the trees learn
     if len(y) < MIN_SAMPLES_GBM:
         return TypeModel(type_, len(y), log_scale=float(np.mean(r)))
-    model = TypeModel(type_, len(y), booster=_train_gbm(design(x), r, seed))
+    model = TypeModel(type_, len(y), booster=_train_gbm(design(x, type_), r, seed))
     if cv:
         idx = np.random.default_rng(seed).permutation(len(y))
         pred = np.empty(len(y))
         for k in range(5):
             test = idx[k::5]
             train = np.setdiff1d(idx, test)
-            pred[test] = _train_gbm(design(x[train]), r[train], seed).predict(design(x[test]), num_threads=1)
+            pred[test] = _train_gbm(design(x[train], type_), r[train], seed).predict(design(x[test], type_),
+                                                                            num_threads=1)
         # time-weighted: a network's latency is a sum, so a 1% error on a 1 ms conv outweighs 100% on a 0.1 us copy
         t, p = np.exp(y), np.exp(pred + y - r)
         model.cv_error = float(np.abs(p - t).sum() / t.sum())
