@@ -124,7 +124,7 @@ def work_size(x, kernel_type: str = "") -> Any:
 
 # Kernel types whose trees see ``net_bytes`` (the network's traffic in one inference): a linear layer reads its
 # weights once per inference, from the last-level cache or from memory as the rest of the network left it. Given to
-# every type, it made 224-pixel networks, larger than any trained on, 4-16% slower in prediction than before.
+# every type, it over-predicted 224-pixel networks, larger than any trained on, by 4-16 points more than before.
 NET_BYTES_TYPES = ("gemm", "matmul")
 
 
