@@ -352,8 +352,8 @@ def kernels(profile: Profile, rules: FusionRules, *, specs: bool = True) -> list
                               _spec([n], "split") if specs else {}, shape=_out_shape(n)))
     total = float(sum(k.features[_MOVED[0]] + k.features[_MOVED[1]] for k in out))
     # the constructor, not dataclasses.replace: 4x faster, and a search costs many networks
-    return [Kernel(k.type, k.chain, k.name, k.features[:_NET] + (total,) + k.features[_NET + 1:], k.measured_rule,
-                   k.spec, k.context, k.shape, k.op) for k in out]
+    return [Kernel(k.type, k.chain, k.name, with_net_bytes(k.features, total), k.measured_rule, k.spec, k.context,
+                   k.shape, k.op) for k in out]
 
 
 def export_names(graph) -> list[str]:
