@@ -8,7 +8,9 @@ Before each measurement a canary network is timed in this process (chipfit.deplo
 than 15% slower than its fastest (the host's other guests slow this VM for minutes at a time), the bench waits, up
 to 2 minutes. Every measurement is kept in runs/bench_latency/held_out.jsonl as it is taken, and a run
 again with the same predictor (resumed, or ``--refit``) reuses it; a predictor built on other measurements gets its
-held-out networks measured again, at its own time (the same networks measured 0-9% slower five hours apart).
+held-out networks measured again, at its own time (the same networks measured 0-9% slower five hours apart), unless
+``--measured-for BUILD_ID`` names the build whose measurements to score on (when the VM is too unsteady to measure:
+on 2026-12-07 it ran 1.5-2x slow for most of an afternoon, and networks measured then came out up to 1.6x slow).
 
 1. Noise ceiling: whole-network latency of 10 held-out networks measured in 5 fresh processes each
    (``chipfit.deploy.measure``); sigma = std/mean of the per-process medians; the share within +-10% that even a
@@ -138,6 +140,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--named", type=int, default=len(NAMED), help="named zoo networks to take (each at 4 sizes)")
+    ap.add_argument("--measured-for", default=None, metavar="BUILD_ID",
+                    help="score on the held-out and noise measurements runs/bench_latency keeps for another build "
+                    "(the last element of their key), measuring none: for a machine too unsteady to measure again")
     ap.add_argument("--noise-networks", type=int, default=10, help="networks measured in 5 processes for sigma")
     args = ap.parse_args()
 
@@ -194,8 +199,13 @@ def main() -> None:
     # every measurement is kept as it is taken: an interrupted bench, run again, goes on from there
     cache = RESULTS.parents[1] / "runs" / "bench_latency" / f"held_out{tag}.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    key = [env[k] for k in ("cpu", "cpu_flags", "runtime", "runtime_version", "threads")] + [_build_id(pdir)]
+    key = [env[k] for k in ("cpu", "cpu_flags", "runtime", "runtime_version", "threads")] + \
+        [args.measured_for or _build_id(pdir)]
     earlier = _cached(cache, key)
+    if args.measured_for:
+        if not earlier:
+            sys.exit(f"{cache} holds no measurements of build {args.measured_for} on this CPU and runtime")
+        env["measured_for_build"] = args.measured_for
     if earlier:
         env["measurements_reused_from"] = str(cache)
 
@@ -205,11 +215,14 @@ def main() -> None:
         return row
 
     rows = []
+    earlier_names = set(earlier)
     for i, (name, cfg) in enumerate(nets):
         shape = (1, cfg.in_chans, cfg.input_size, cfg.input_size)
         prof = count(build_model(cfg), shape, name=name)
         if name in earlier:
             m = earlier[name]
+        elif args.measured_for:
+            sys.exit(f"build {args.measured_for}'s measurements in {cache} lack {name}: run without --measured-for")
         else:
             path = export_network(cfg, work / "net.onnx")
             steady, ratio = canary.wait(lambda msg: print("  " + msg, flush=True))
@@ -225,7 +238,8 @@ def main() -> None:
     out["networks"] = rows
     out["canary"] = {"waited_s": canary.waited_s, "checks": len(canary.history),
                      "slow_measurements": sum(1 for r in rows if r.get("steady") is False),
-                     "max_ratio": max(canary.history, default=1.0)}
+                     "max_ratio": max([r.get("canary", 1.0) for r in rows] + canary.history),
+                     "reused": sum(1 for name, _ in nets if name in earlier_names)}
     meas = [r["measured_s"] for r in rows]
     out["predictor"] = metrics([r["predicted_s"] for r in rows], meas)
     out["roofline_calibrated"] = metrics([r["roofline_s"] for r in rows], meas)
@@ -323,8 +337,12 @@ def write_md(out: dict, path: Path) -> None:
     if "canary" in out:
         c = out["canary"]
         lines += [f"Machine steadiness: a canary network timed before each measurement ran at most "
-                  f"{c['max_ratio']:.2f}x its fastest; {c['waited_s']:.0f} s waited for slow spells; "
+                  f"{c['max_ratio']:.2f}x its fastest; {c['waited_s']:.0f} s waited for slow spells in this run; "
                   f"{c['slow_measurements']} measurements taken while the machine stayed slow.", ""]
+        if e.get("measured_for_build"):
+            lines += [f"Held-out and noise measurements: the {c.get('reused', 0)} taken for build "
+                      f"{e['measured_for_build']} in an earlier run on this machine (`--measured-for`); none taken "
+                      "in this run.", ""]
     lines += ["| on held-out networks | n | within +-5% | within +-10% | RMSPE | Spearman | median abs error |",
               "|---|---|---|---|---|---|---|"]
     for key, label in (("predictor", "predictor"), ("roofline_calibrated", "roofline, calibrated host"),

@@ -196,6 +196,23 @@ def test_the_network_log_survives_an_interruption_and_another_machine_is_ignored
     assert NetworkLog.nodes(again.rows["0:a"]) == [NodeTime("c", "Conv", (1, 8, 4, 4), 1e-4)]
 
 
+def test_the_least_profiler_cost_any_network_measured_comes_off_every_networks_nodes(tmp_path):
+    """A network profiled in a slow spell measured the profiler's cost per node at 3.5 us; the calm one's 1.5 us is
+    what comes off both networks' raw nodes (a 2 us node keeps 0.5 us, not the 10 ns floor). Rows written before
+    the cost was kept are taken as they are."""
+    from chipfit.deploy.build import node_cost
+
+    log = NetworkLog(tmp_path / "n.jsonl", {"cpu": "x"})
+    raw = [NodeTime("c", "Conv", (1, 8, 4, 4), 2e-6), NodeTime("r", "Relu", (1, 8, 4, 4), 1e-6)]
+    slow = log.add("0:a", 1e-3, {}, raw, node_cost_s=3.5e-6)
+    calm = log.add("1:b", 1e-3, {}, raw, node_cost_s=1.5e-6)
+    old = log.add("2:c", 1e-3, {}, raw)
+    assert node_cost([slow, calm, old]) == 1.5e-6 and node_cost([old]) is None
+    assert [n.seconds for n in NetworkLog.nodes(slow, node_cost([slow, calm]))] == pytest.approx([0.5e-6, 1e-8])
+    assert [n.seconds for n in NetworkLog.nodes(slow)] == pytest.approx([1e-8, 1e-8])  # its own cost: all at floor
+    assert [n.seconds for n in NetworkLog.nodes(old, 1.5e-6)] == [2e-6, 1e-6]
+
+
 def test_the_deployed_file_pairs_as_the_sample_file_does(tmp_path):
     """The pairing reads op types and shapes, not node names: the torch.export file ``chipfit deploy`` writes (other
     node names than the legacy exporter's) pairs the same kernels."""
