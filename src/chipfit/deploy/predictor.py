@@ -374,8 +374,7 @@ class Predictor:
                 if k.type in self.survival:
                     secs[i] *= self.survival.get(k.context, self.survival[k.type])
         known = ~np.isnan(secs)
-        counts = [len(ks) for ks, _ in nets]
-        net = np.repeat(np.arange(len(nets)), counts)
+        net = np.repeat(np.arange(len(nets)), [len(ks) for ks, _ in nets])
         s0 = np.where(known, secs, 0.0)
         ng = len(groups)
         per_group = np.bincount(net * ng + gid, weights=s0, minlength=len(nets) * ng).reshape(len(nets), ng)
@@ -392,20 +391,19 @@ class Predictor:
         for j, (ks, _) in enumerate(nets):
             s = secs[start:start + len(ks)]
             ok = known[start:start + len(ks)]
+            known_s = float(s0[start:start + len(ks)].sum())
             start += len(ks)
             unknown = [] if ok.all() else [f"{k.name} ({k.type})" for k, good in zip(ks, ok, strict=True) if not good]
             notes = [] if not unknown else [f"{len(unknown)} kernels of types no regressor covers"]
             if not all(k.measured_rule for k in ks):
                 notes.append("some chains' fusion was inferred (never measured on this runtime)")
-            known_s = float(s0[start - len(ks):start].sum())
             total = float(totals[j])
             if total <= self.offset_s:  # the correction extrapolates past its networks: never a zero or less
                 notes.append(f"the whole-network correction gives {total * 1e3:.3f} ms here, no more than the call "
                              "overhead (a network unlike those it was fitted on); shown instead: the kernels' sum plus "
                              "the call overhead")
                 total = known_s + self.offset_s
-            names = [(k.name, k.type) for k in ks]
-            out.append(Prediction(total, known_s, [(a, b, v) for (a, b), v in zip(names, s.tolist(), strict=True)],
+            out.append(Prediction(total, known_s, [(k.name, k.type, v) for k, v in zip(ks, s.tolist(), strict=True)],
                                   unknown, notes,
                                   {g: float(v) for g, v in zip(groups, per_group[j], strict=True) if v},
                                   float(sums[j, 1]), float(sums[j, 2]), float(sums[j, 3])))
